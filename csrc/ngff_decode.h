@@ -1,0 +1,70 @@
+/* One chunk: bytes (memory, local file range, or missing) → codec chain → scatter into the
+ * caller's output. The batch types are shared with the pool. */
+#ifndef NGFF_DECODE_H
+#define NGFF_DECODE_H
+
+#include <stdint.h>
+#include "ngff_codecs.h"
+#include "ngff_grid.h"
+#include "ngff_status.h"
+
+#define NGFF_MAX_CODECS 8
+
+enum ngff_delta_kind { NGFF_DELTA_NONE = 0, NGFF_DELTA_INT, NGFF_DELTA_UINT, NGFF_DELTA_FLOAT };
+
+/* How the chunks of one array are stored, and what the output wants. */
+typedef struct ngff_pipeline {
+    int32_t ndim;
+    int32_t itemsize;                     /* bytes per element, 1..16 */
+    int32_t byteswap;                     /* 0, or components to reverse (1 scalar, 2 complex) */
+    int32_t delta;                        /* numcodecs Delta filter on the stored elements */
+    int32_t delta_swap;                   /* stored elements are not native-endian */
+    int32_t n_codecs;                     /* bytes->bytes codecs, in encode order */
+    int32_t codecs[NGFF_MAX_CODECS];      /* enum ngff_codec_id */
+    int64_t chunk_shape[NGFF_MAX_DIMS];   /* logical chunk shape (array axis order) */
+    int64_t chunk_strides[NGFF_MAX_DIMS]; /* byte strides of logical axes in the decoded chunk */
+    uint8_t fill_value[16];               /* one element, in output byte order */
+    /* derived by ngff_pipeline_init */
+    int64_t chunk_nbytes;
+    int32_t plain_layout; /* decoded bytes are the C-order chunk as the output wants it */
+} ngff_pipeline;
+
+/* Validates the pipeline and computes the derived fields. */
+ngff_status ngff_pipeline_init(ngff_pipeline *p);
+
+enum ngff_source_kind { NGFF_SOURCE_MISSING = 0, NGFF_SOURCE_MEMORY = 1, NGFF_SOURCE_FILE = 2 };
+
+typedef struct ngff_source {
+    int32_t kind;
+    const uint8_t *data; /* MEMORY: the encoded chunk */
+    int64_t len;         /* MEMORY: its length; FILE: bytes to read, or -1 for the whole file */
+    const char *path;    /* FILE: NUL-terminated; a file that does not exist reads as fill */
+    int64_t offset;      /* FILE: where the chunk starts */
+} ngff_source;
+
+typedef struct ngff_chunk_result {
+    int32_t status; /* ngff_status */
+    int32_t codec;  /* the codec that failed, 0 if none */
+    char detail[NGFF_DETAIL_CAP];
+} ngff_chunk_result;
+
+/* A batch of chunks scattered into disjoint boxes of one output. */
+typedef struct ngff_batch {
+    const ngff_pipeline *pipeline;
+    uint8_t *out;                         /* output element at box offset 0 */
+    int64_t out_strides[NGFF_MAX_DIMS];   /* byte strides */
+    int64_t n_chunks;
+    const int64_t *boxes;                 /* n_chunks x 3*ndim, see ngff_grid_plan */
+    const ngff_source *sources;           /* n_chunks */
+    ngff_chunk_result *results;           /* n_chunks, written */
+} ngff_batch;
+
+/* Per-thread scratch buffers and codec contexts. */
+typedef struct ngff_worker ngff_worker;
+ngff_worker *ngff_worker_create(void);
+void ngff_worker_destroy(ngff_worker *w);
+
+/* Decodes chunk i of the batch into the output; the status is also stored in results[i]. */
+ngff_status ngff_decode_chunk(ngff_worker *w, const ngff_batch *b, int64_t i);
+
+#endif

@@ -1,0 +1,38 @@
+"""ngffcore: fast, correct reads of Zarr v2/v3 (OME-Zarr) arrays.
+
+Data flow: location → store → metadata → plan → fetch → decode → scatter → numpy. The
+decode and scatter of a whole read run in one native call on ngffcore's own threads with the
+GIL released.
+"""
+
+from ngffcore._core import get_num_threads, set_num_threads
+from ngffcore.array import Array, open_array
+from ngffcore.errors import (
+    DecodeError,
+    MetadataError,
+    NgffError,
+    NotFoundError,
+    OutputError,
+    SelectionError,
+    ShardIndexError,
+    StoreError,
+    UnsupportedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "open_array",
+    "get_num_threads",
+    "set_num_threads",
+    "NgffError",
+    "NotFoundError",
+    "MetadataError",
+    "UnsupportedError",
+    "DecodeError",
+    "ShardIndexError",
+    "SelectionError",
+    "OutputError",
+    "StoreError",
+]

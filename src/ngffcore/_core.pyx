@@ -1,0 +1,331 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin wrappers over the C core (csrc/): plan, chunk keys, shard index, and batch decode.
+
+Every call that decodes runs with the GIL released; one call handles a whole batch.
+"""
+from cpython.buffer cimport (PyBUF_STRIDES, PyBUF_WRITABLE, PyBUF_SIMPLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cpython.bytes cimport PyBytes_AS_STRING
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+from ngffcore._ngff cimport *
+
+import os
+
+import numpy as np
+
+from ngffcore import errors
+
+CODEC_BLOSC = NGFF_CODEC_BLOSC
+CODEC_ZSTD = NGFF_CODEC_ZSTD
+CODEC_ZLIB = NGFF_CODEC_ZLIB
+CODEC_LZ4 = NGFF_CODEC_LZ4
+CODEC_CRC32C = NGFF_CODEC_CRC32C
+DELTA_NONE = NGFF_DELTA_NONE
+DELTA_INT = NGFF_DELTA_INT
+DELTA_UINT = NGFF_DELTA_UINT
+DELTA_FLOAT = NGFF_DELTA_FLOAT
+KEY_V2 = NGFF_KEY_V2
+KEY_DEFAULT = NGFF_KEY_DEFAULT
+MAX_DIMS = NGFF_MAX_DIMS
+MAX_CODECS = NGFF_MAX_CODECS
+SHARD_ENTRY_BYTES = NGFF_SHARD_ENTRY_BYTES
+
+_CODEC_NAMES = {
+    NGFF_CODEC_BLOSC: "blosc",
+    NGFF_CODEC_ZSTD: "zstd",
+    NGFF_CODEC_ZLIB: "zlib/gzip",
+    NGFF_CODEC_LZ4: "lz4",
+    NGFF_CODEC_CRC32C: "crc32c",
+}
+_STATUS_NAMES = (
+    "NGFF_OK", "NGFF_ERR_NOMEM", "NGFF_ERR_INVALID_ARGUMENT", "NGFF_ERR_TRUNCATED",
+    "NGFF_ERR_CORRUPT", "NGFF_ERR_SIZE_MISMATCH", "NGFF_ERR_CHECKSUM", "NGFF_ERR_SHARD_INDEX",
+    "NGFF_ERR_UNSUPPORTED", "NGFF_ERR_IO", "NGFF_ERR_OVERFLOW",
+)
+assert len(_STATUS_NAMES) == NGFF_STATUS_COUNT
+
+
+def status_message(int status):
+    """The C core's message for a status code."""
+    return ngff_status_message(status).decode()
+
+
+cdef _raise_status(int status, key, int codec=0, detail=b"", bint in_shard_index=False):
+    name = _STATUS_NAMES[status] if 0 <= status < NGFF_STATUS_COUNT else "NGFF_UNKNOWN"
+    errors.raise_for_status(
+        name, ngff_status_message(status).decode(), key=key,
+        codec=_CODEC_NAMES.get(codec), detail=detail.decode("utf-8", "replace"),
+        in_shard_index=in_shard_index)
+
+
+cdef class Pipeline:
+    """How one array's chunks are stored (codec chain, layout) and what the output wants.
+
+    ``chunk_strides`` are byte strides of the logical (array-order) axes inside a decoded
+    chunk, so a transpose costs nothing. ``fill_value`` is one element in output byte order.
+    Immutable and thread-safe once built.
+    """
+    cdef ngff_pipeline p
+
+    def __init__(self, *, int itemsize, chunk_shape, chunk_strides, codecs=(), int byteswap=0,
+                 int delta=NGFF_DELTA_NONE, bint delta_swap=False, bytes fill_value=b""):
+        cdef Py_ssize_t d
+        ndim = len(chunk_shape)
+        if ndim > NGFF_MAX_DIMS or len(chunk_strides) != ndim:
+            raise ValueError(f"chunks of {ndim} dimensions are not supported "
+                             f"(at most {NGFF_MAX_DIMS})")
+        if len(codecs) > NGFF_MAX_CODECS:
+            raise ValueError(f"more than {NGFF_MAX_CODECS} codecs")
+        if len(fill_value) not in (0, itemsize):
+            raise ValueError("fill_value must be one element")
+        self.p.ndim = <int32_t>ndim
+        self.p.itemsize = itemsize
+        self.p.byteswap = byteswap
+        self.p.delta = delta
+        self.p.delta_swap = delta_swap
+        self.p.n_codecs = <int32_t>len(codecs)
+        for d, c in enumerate(codecs):
+            self.p.codecs[d] = c
+        for d in range(ndim):
+            self.p.chunk_shape[d] = chunk_shape[d]
+            self.p.chunk_strides[d] = chunk_strides[d]
+        for d in range(16):
+            self.p.fill_value[d] = 0
+        for d in range(len(fill_value)):
+            self.p.fill_value[d] = fill_value[d]
+        cdef ngff_status st = ngff_pipeline_init(&self.p)
+        if st != NGFF_OK:
+            raise ValueError(f"invalid pipeline: {ngff_status_message(st).decode()}")
+
+    @property
+    def ndim(self):
+        return self.p.ndim
+
+    @property
+    def chunk_nbytes(self):
+        """Bytes of one decoded chunk."""
+        return self.p.chunk_nbytes
+
+
+def plan_chunks(shape, chunk_shape, sel_start, sel_stop):
+    """Chunks touched by the half-open box ``[sel_start, sel_stop)``, in C order.
+
+    Returns ``(coords, boxes)``: int64 arrays of shape ``(n, ndim)`` (chunk grid coordinates)
+    and ``(n, 3 * ndim)`` (box start inside the chunk, box shape, box start in the output).
+    """
+    cdef int64_t c_shape[NGFF_MAX_DIMS]
+    cdef int64_t c_chunks[NGFF_MAX_DIMS]
+    cdef int64_t c_start[NGFF_MAX_DIMS]
+    cdef int64_t c_stop[NGFF_MAX_DIMS]
+    cdef int32_t ndim = <int32_t>len(shape)
+    cdef int32_t d
+    if ndim > NGFF_MAX_DIMS:
+        raise ValueError(f"at most {NGFF_MAX_DIMS} dimensions")
+    for d in range(ndim):
+        c_shape[d] = shape[d]
+        c_chunks[d] = chunk_shape[d]
+        c_start[d] = sel_start[d]
+        c_stop[d] = sel_stop[d]
+    cdef int64_t n = ngff_grid_count(ndim, c_shape, c_chunks, c_start, c_stop)
+    if n < 0:
+        raise ValueError("invalid selection or chunk grid")
+    coords = np.empty((n, ndim), dtype=np.int64)
+    boxes = np.empty((n, 3 * ndim), dtype=np.int64)
+    cdef int64_t[:, ::1] coords_v = coords
+    cdef int64_t[:, ::1] boxes_v = boxes
+    cdef ngff_status st
+    if n > 0 and ndim > 0:
+        with nogil:
+            st = ngff_grid_plan(ndim, c_shape, c_chunks, c_start, c_stop, n,
+                                &coords_v[0, 0], &boxes_v[0, 0])
+        if st != NGFF_OK:
+            raise ValueError(ngff_status_message(st).decode())
+    return coords, boxes
+
+
+def chunk_keys(const int64_t[:, ::1] coords, int encoding, str separator, str prefix=""):
+    """Storage keys of the chunks at ``coords`` (rows), each prefixed with ``prefix``."""
+    cdef char buf[NGFF_MAX_DIMS * 21 + 2]
+    cdef Py_ssize_t i, n = coords.shape[0]
+    cdef int32_t ndim = <int32_t>coords.shape[1]
+    cdef char sep = ord(separator)
+    cdef int64_t length
+    cdef int64_t zero = 0
+    keys = []
+    for i in range(n):
+        length = ngff_chunk_key(encoding, sep, ndim, &coords[i, 0] if ndim else &zero, buf,
+                                sizeof(buf))
+        if length < 0:
+            raise ValueError("cannot form a chunk key")
+        keys.append(prefix + buf[:length].decode("ascii"))
+    return keys
+
+
+def chunk_key(coords, int encoding, str separator):
+    """Storage key of one chunk."""
+    arr = np.ascontiguousarray(np.asarray(coords, dtype=np.int64).reshape(1, -1))
+    return chunk_keys(arr, encoding, separator)[0]
+
+
+def shard_index_parse(index, int64_t n_inner, bint big_endian, int64_t shard_len):
+    """Parse a shard index (already stripped of its crc32c) of ``n_inner`` entries.
+
+    Returns int64 arrays ``(offsets, nbytes)``; empty inner chunks are ``-1``. Raises
+    ``ShardIndexError`` if any entry lies outside ``[0, shard_len)``.
+    """
+    cdef const uint8_t[::1] view = index
+    offsets = np.empty(n_inner, dtype=np.int64)
+    nbytes = np.empty(n_inner, dtype=np.int64)
+    cdef int64_t[::1] off_v = offsets
+    cdef int64_t[::1] len_v = nbytes
+    cdef const uint8_t *data = &view[0] if view.shape[0] else NULL
+    cdef int64_t index_len = view.shape[0]
+    cdef ngff_status st
+    with nogil:
+        st = ngff_shard_index_parse(data, index_len, n_inner, big_endian, shard_len,
+                                    &off_v[0] if n_inner else NULL,
+                                    &len_v[0] if n_inner else NULL)
+    if st != NGFF_OK:
+        return st, None, None
+    return st, offsets, nbytes
+
+
+def crc32c(data, uint32_t crc=0):
+    """CRC-32C (Castagnoli) of a bytes-like object."""
+    cdef const uint8_t[::1] view = data
+    cdef size_t n = view.shape[0]
+    cdef uint32_t result
+    with nogil:
+        result = ngff_crc32c(crc, &view[0] if n else NULL, n)
+    return result
+
+
+cdef ngff_pool *_pool = NULL
+
+
+def default_num_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_num_threads(int n):
+    """Size of the native worker pool, counting the calling thread (``n >= 1``).
+
+    Batches already running finish on the old pool.
+    """
+    global _pool
+    if n < 1 or n > 1024:
+        raise ValueError("the number of threads must be between 1 and 1024")
+    cdef ngff_pool *pool = ngff_pool_create(n)
+    if pool == NULL:
+        raise MemoryError("cannot start the ngffcore worker pool")
+    cdef ngff_pool *old = _pool
+    _pool = pool
+    if old != NULL:
+        ngff_pool_release(old)
+
+
+def get_num_threads():
+    """Size of the native worker pool (threads that decode, including the caller)."""
+    if _pool == NULL:
+        set_num_threads(default_num_threads())
+    return ngff_pool_threads(_pool)
+
+
+cdef ngff_pool *_acquire_pool() except NULL:
+    if _pool == NULL:
+        set_num_threads(default_num_threads())
+    ngff_pool_retain(_pool)
+    return _pool
+
+
+def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, list sources, list keys):
+    """Decode and scatter a batch of chunks into ``out`` in one native call, GIL released.
+
+    ``out`` is a writable buffer with ``pipeline.ndim`` dimensions (any strides); row ``i`` of
+    ``boxes`` places chunk ``i`` (see :func:`plan_chunks`). ``sources[i]`` is ``None``
+    (missing: fill value), a bytes-like object (the encoded chunk), or a tuple
+    ``(path: bytes, offset: int, length: int)`` of a local file range (``length`` -1: to the
+    end; a missing file reads as fill value). ``keys[i]`` names chunk ``i`` in errors.
+    Chunk boxes must be disjoint. Thread-safe.
+    """
+    cdef Py_ssize_t n = len(sources)
+    cdef Py_ssize_t i
+    cdef int32_t d, ndim = pipeline.p.ndim
+    if boxes.shape[0] != n or len(keys) != n:
+        raise ValueError("boxes, sources and keys must have one entry per chunk")
+    if n and boxes.shape[1] != 3 * ndim:
+        raise ValueError("boxes do not match the pipeline's dimensions")
+    cdef Py_buffer out_view
+    PyObject_GetBuffer(out, &out_view, PyBUF_STRIDES | PyBUF_WRITABLE)
+    cdef ngff_batch batch
+    cdef ngff_source *srcs = NULL
+    cdef ngff_chunk_result *results = NULL
+    cdef Py_buffer *views = NULL
+    cdef Py_ssize_t n_views = 0
+    cdef int64_t failed = -1
+    cdef ngff_status st = NGFF_OK
+    cdef ngff_pool *pool = NULL
+    cdef ngff_chunk_result *r = NULL
+    try:
+        if out_view.ndim != ndim:
+            raise ValueError(f"output has {out_view.ndim} dimensions, chunks have {ndim}")
+        if out_view.itemsize != pipeline.p.itemsize:
+            raise ValueError("output item size does not match the array's")
+        if n == 0:
+            return
+        srcs = <ngff_source *>calloc(n, sizeof(ngff_source))
+        results = <ngff_chunk_result *>calloc(n, sizeof(ngff_chunk_result))
+        views = <Py_buffer *>calloc(n, sizeof(Py_buffer))
+        if srcs == NULL or results == NULL or views == NULL:
+            raise MemoryError()
+        for i in range(n):
+            src = sources[i]
+            if src is None:
+                srcs[i].kind = NGFF_SOURCE_MISSING
+            elif type(src) is tuple:
+                path, offset, length = src
+                srcs[i].kind = NGFF_SOURCE_FILE
+                srcs[i].path = PyBytes_AS_STRING(path)
+                srcs[i].offset = offset
+                srcs[i].len = length
+            else:
+                PyObject_GetBuffer(src, &views[n_views], PyBUF_SIMPLE)
+                srcs[i].kind = NGFF_SOURCE_MEMORY
+                srcs[i].data = <const uint8_t *>views[n_views].buf
+                srcs[i].len = views[n_views].len
+                n_views += 1
+        batch.pipeline = &pipeline.p
+        batch.out = <uint8_t *>out_view.buf
+        for d in range(ndim):
+            batch.out_strides[d] = out_view.strides[d]
+        batch.n_chunks = n
+        batch.boxes = &boxes[0, 0]
+        batch.sources = srcs
+        batch.results = results
+        pool = _acquire_pool()
+        with nogil:
+            st = ngff_pool_run(pool, &batch, &failed)
+        ngff_pool_release(pool)
+        if st != NGFF_OK:
+            if failed < 0:
+                _raise_status(st, None)
+            r = &results[failed]
+            _raise_status(st, keys[failed], r.codec, r.detail)
+    finally:
+        for i in range(n_views):
+            PyBuffer_Release(&views[i])
+        free(views)
+        free(srcs)
+        free(results)
+        PyBuffer_Release(&out_view)
+
+
+def raise_status(int status, key, *, bint in_shard_index=False, detail=b""):
+    """Raise the exception for a native status (used for statuses returned to Python)."""
+    _raise_status(status, key, 0, detail, in_shard_index)

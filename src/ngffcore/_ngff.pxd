@@ -1,0 +1,114 @@
+# Declarations of the C core (csrc/). Every function is callable without the GIL.
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+
+
+cdef extern from "ngff_status.h" nogil:
+    ctypedef enum ngff_status:
+        NGFF_OK
+        NGFF_ERR_NOMEM
+        NGFF_ERR_INVALID_ARGUMENT
+        NGFF_ERR_TRUNCATED
+        NGFF_ERR_CORRUPT
+        NGFF_ERR_SIZE_MISMATCH
+        NGFF_ERR_CHECKSUM
+        NGFF_ERR_SHARD_INDEX
+        NGFF_ERR_UNSUPPORTED
+        NGFF_ERR_IO
+        NGFF_ERR_OVERFLOW
+        NGFF_STATUS_COUNT
+    const char *ngff_status_message(int status)
+
+
+cdef extern from "ngff_grid.h" nogil:
+    enum: NGFF_MAX_DIMS
+    enum:
+        NGFF_KEY_V2
+        NGFF_KEY_DEFAULT
+    int64_t ngff_grid_count(int32_t ndim, const int64_t *shape, const int64_t *chunk_shape,
+                            const int64_t *sel_start, const int64_t *sel_stop)
+    ngff_status ngff_grid_plan(int32_t ndim, const int64_t *shape, const int64_t *chunk_shape,
+                               const int64_t *sel_start, const int64_t *sel_stop, int64_t n,
+                               int64_t *chunk_coords, int64_t *boxes)
+    int64_t ngff_chunk_key(int32_t encoding, char separator, int32_t ndim,
+                           const int64_t *coords, char *buf, size_t cap)
+
+
+cdef extern from "ngff_crc32c.h" nogil:
+    uint32_t ngff_crc32c(uint32_t crc, const uint8_t *data, size_t len)
+
+
+cdef extern from "ngff_codecs.h" nogil:
+    enum: NGFF_DETAIL_CAP
+    enum:
+        NGFF_CODEC_BLOSC
+        NGFF_CODEC_ZSTD
+        NGFF_CODEC_ZLIB
+        NGFF_CODEC_LZ4
+        NGFF_CODEC_CRC32C
+
+
+cdef extern from "ngff_shard.h" nogil:
+    enum: NGFF_SHARD_ENTRY_BYTES
+    ngff_status ngff_shard_index_parse(const uint8_t *index, int64_t index_len, int64_t n_inner,
+                                       int32_t big_endian, int64_t shard_len, int64_t *offsets,
+                                       int64_t *nbytes)
+
+
+cdef extern from "ngff_decode.h" nogil:
+    enum: NGFF_MAX_CODECS
+    enum:
+        NGFF_DELTA_NONE
+        NGFF_DELTA_INT
+        NGFF_DELTA_UINT
+        NGFF_DELTA_FLOAT
+    enum:
+        NGFF_SOURCE_MISSING
+        NGFF_SOURCE_MEMORY
+        NGFF_SOURCE_FILE
+
+    ctypedef struct ngff_pipeline:
+        int32_t ndim
+        int32_t itemsize
+        int32_t byteswap
+        int32_t delta
+        int32_t delta_swap
+        int32_t n_codecs
+        int32_t codecs[8]
+        int64_t chunk_shape[32]
+        int64_t chunk_strides[32]
+        uint8_t fill_value[16]
+        int64_t chunk_nbytes
+        int32_t plain_layout
+
+    ngff_status ngff_pipeline_init(ngff_pipeline *p)
+
+    ctypedef struct ngff_source:
+        int32_t kind
+        const uint8_t *data
+        int64_t len
+        const char *path
+        int64_t offset
+
+    ctypedef struct ngff_chunk_result:
+        int32_t status
+        int32_t codec
+        char detail[160]
+
+    ctypedef struct ngff_batch:
+        const ngff_pipeline *pipeline
+        uint8_t *out
+        int64_t out_strides[32]
+        int64_t n_chunks
+        const int64_t *boxes
+        const ngff_source *sources
+        ngff_chunk_result *results
+
+
+cdef extern from "ngff_pool.h" nogil:
+    ctypedef struct ngff_pool:
+        pass
+    ngff_pool *ngff_pool_create(int32_t nthreads)
+    void ngff_pool_retain(ngff_pool *pool)
+    void ngff_pool_release(ngff_pool *pool)
+    int32_t ngff_pool_threads(const ngff_pool *pool)
+    ngff_status ngff_pool_run(ngff_pool *pool, const ngff_batch *batch, int64_t *first_failed)

@@ -1,0 +1,125 @@
+"""Sources for a batch: where each planned chunk's encoded bytes are.
+
+Local stores hand the C workers file ranges (they ``pread`` them, so bytes never pass through
+Python and memory stays bounded by threads × chunk size); other stores hand over bytes.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+from collections import defaultdict
+from typing import Union
+
+import numpy as np
+
+from ngffcore.errors import DecodeError, ShardIndexError
+from ngffcore.plan import ChunkPlan
+from ngffcore.shard import read_index
+from ngffcore.store import LocalStore, Store
+
+# None: missing (fill value); bytes: the encoded chunk; tuple: (path, offset, length) of a file.
+Source = Union[None, bytes, tuple[bytes, int, int]]
+
+
+def chunk_sources(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
+    """One source per planned chunk, and the name each chunk has in error messages."""
+    if not plan.levels:
+        sources = _unsharded(store, plan.keys)
+        names = plan.keys
+    else:
+        sources, names = _sharded(store, plan)
+    if plan.codec.python_stages:
+        sources = [_python_stages(plan, s, name) for s, name in zip(sources, names)]
+    return sources, names
+
+
+def _unsharded(store: Store, keys: list[str]) -> list[Source]:
+    if isinstance(store, LocalStore):
+        root = os.fsencode(store.root) + b"/"
+        return [(root + k.encode(), 0, -1) for k in keys]
+    return list(store.get_many(keys))
+
+
+def _sharded(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
+    n = len(plan.keys)
+    sources: list[Source] = [None] * n
+    names: list[str] = [""] * n
+    by_shard: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(plan.keys):
+        by_shard[key].append(i)
+    assert plan.inner is not None
+    for key, members in by_shard.items():
+        idx = np.asarray(members)
+        lin0 = plan.inner[idx, 0]
+        for i, lin in zip(members, lin0.tolist()):
+            names[i] = f"{key}[{lin}]"
+        shard_len = store.size(key)
+        if shard_len is None:
+            continue  # a missing shard: all fill
+        offsets, nbytes = read_index(store, key, plan.levels[0], 0, shard_len)
+        offs = offsets[lin0]
+        lens = nbytes[lin0]
+        if len(plan.levels) > 1:
+            offs, lens = _nested(store, key, plan, idx, offs, lens, names)
+        if isinstance(store, LocalStore):
+            path = os.fsencode(store.local_path(key))
+            for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
+                if off >= 0:
+                    sources[i] = (path, off, ln)
+        else:
+            for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
+                if off >= 0:
+                    sources[i] = store.get_range(key, off, ln)
+    return sources, names
+
+
+def _nested(store: Store, key: str, plan: ChunkPlan, idx: np.ndarray, offs: np.ndarray,
+            lens: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Follow nested shard indexes down to the innermost chunks (one index read per
+    distinct inner shard)."""
+    offs = offs.copy()
+    lens = lens.copy()
+    for level in range(1, len(plan.levels)):
+        layout = plan.levels[level]
+        cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        for j, i in enumerate(idx.tolist()):
+            lin = int(plan.inner[i, level])  # type: ignore[index]
+            names[i] += f"[{lin}]"
+            off, ln = int(offs[j]), int(lens[j])
+            if off < 0:
+                continue
+            region = (off, ln)
+            if region not in cache:
+                try:
+                    cache[region] = read_index(store, key, layout, off, ln)
+                except ShardIndexError as exc:
+                    raise ShardIndexError(f"{exc} (nested shard at byte {off} of {key!r})",
+                                          key=names[i], codec="sharding_indexed") from None
+            sub_off, sub_len = cache[region]
+            offs[j], lens[j] = sub_off[lin], sub_len[lin]
+    return offs, lens
+
+
+def _python_stages(plan: ChunkPlan, source: Source, name: str) -> Source:
+    """bz2 / lzma, which the core does not link: decoded here (the GIL is released inside)."""
+    if source is None:
+        return None
+    if isinstance(source, tuple):
+        path, off, ln = source
+        try:
+            with open(path, "rb") as f:
+                f.seek(off)
+                data = f.read() if ln < 0 else f.read(ln)
+        except FileNotFoundError:
+            return None
+    else:
+        data = source
+    for stage in plan.codec.python_stages:
+        try:
+            data = stage(data)
+        except (OSError, ValueError, EOFError, lzma.LZMAError) as exc:
+            codec = getattr(stage, "__module__", "python")
+            raise DecodeError(f"data is corrupt in chunk {name!r} ({codec}): {exc}", key=name,
+                              codec=codec) from None
+    return data

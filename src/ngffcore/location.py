@@ -1,0 +1,43 @@
+"""Locations (paths, URLs, obstore stores) → a store rooted at the array or group."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ngffcore.store import LocalStore, ObjectStore, Store
+
+REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "http", "https")
+
+
+def open_store(location: Any, **store_options: Any) -> Store:
+    """A store rooted at ``location``: a local path, ``file://`` URL, ``s3://``, ``gs://``,
+    ``az://``, ``http(s)://`` URL, or an obstore store object. ``store_options`` go to
+    obstore (endpoint, region, credentials, ``skip_signature``, ``client_options``, …)."""
+    if isinstance(location, (LocalStore, ObjectStore)):
+        return location
+    if type(location).__module__.startswith("obstore"):
+        return ObjectStore(location, url=repr(location))
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
+    if not isinstance(location, str):
+        raise TypeError(f"location must be a path, URL or obstore store, not "
+                        f"{type(location).__name__}")
+    if "://" not in location:
+        if store_options:
+            raise TypeError(f"local paths take no store options: {sorted(store_options)}")
+        return LocalStore(location)
+    parsed = urlparse(location)
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file URL {location!r} names a remote host")
+        return LocalStore(unquote(parsed.path))
+    if scheme in REMOTE_SCHEMES:
+        from obstore.store import from_url
+
+        return ObjectStore(from_url(location.rstrip("/"), **store_options),
+                           url=location.rstrip("/"))
+    raise ValueError(f"unsupported location scheme {scheme!r} (supported: file, "
+                     f"{', '.join(REMOTE_SCHEMES)})")

@@ -1,0 +1,128 @@
+"""Selections → boxes → the chunks a read touches, with their storage keys.
+
+All boxes are half-open, in array (element) coordinates.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from ngffcore import _core
+from ngffcore.codecs import ChunkCodec, ShardLayout
+from ngffcore.errors import SelectionError
+from ngffcore.metadata import ArrayMetadata
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A normalised basic selection: the box ``[start, stop)`` and which axes are dropped."""
+
+    start: tuple[int, ...]
+    stop: tuple[int, ...]
+    dropped: tuple[bool, ...]  # integer-indexed axes, removed from the result
+
+    @property
+    def box_shape(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.start, self.stop))
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(n for n, drop in zip(self.box_shape, self.dropped) if not drop)
+
+
+def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
+    """numpy basic indexing restricted to ints, step-1 slices and one Ellipsis."""
+    items = selection if isinstance(selection, tuple) else (selection,)
+    n_ellipsis = sum(1 for s in items if s is Ellipsis)
+    if n_ellipsis > 1:
+        raise SelectionError("an index can only have a single ellipsis ('...')")
+    if n_ellipsis == 1:
+        i = next(k for k, s in enumerate(items) if s is Ellipsis)
+        fill = len(shape) - (len(items) - 1)
+        if fill < 0:
+            raise SelectionError(f"too many indices for array: array is {len(shape)}-"
+                                 f"dimensional, but {len(items) - 1} were indexed")
+        items = items[:i] + (slice(None),) * fill + items[i + 1:]
+    if len(items) > len(shape):
+        raise SelectionError(f"too many indices for array: array is {len(shape)}-dimensional,"
+                             f" but {len(items)} were indexed")
+    items = items + (slice(None),) * (len(shape) - len(items))
+    start, stop, dropped = [], [], []
+    for axis, (item, n) in enumerate(zip(items, shape)):
+        if isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise SelectionError(f"slice step {item.step!r} on axis {axis} is not supported"
+                                     " (only step 1)")
+            try:
+                a, b, _ = item.indices(n)
+            except TypeError:
+                raise SelectionError(f"slice bounds on axis {axis} must be integers, not "
+                                     f"{item!r}") from None
+            start.append(a)
+            stop.append(max(a, b))
+            dropped.append(False)
+        elif isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)):
+            i = int(item)
+            if i < -n or i >= n:
+                raise SelectionError(f"index {i} is out of bounds for axis {axis} with size {n}")
+            i = i + n if i < 0 else i
+            start.append(i)
+            stop.append(i + 1)
+            dropped.append(True)
+        else:
+            raise SelectionError(f"unsupported index {item!r} on axis {axis}: only integers, "
+                                 "step-1 slices and '...' are supported")
+    return Selection(tuple(start), tuple(stop), tuple(dropped))
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """The chunks (innermost chunks, when sharded) a box touches.
+
+    ``boxes`` is ``(n, 3*ndim)`` int64 as :func:`ngffcore._core.plan_chunks` gives it; ``keys``
+    the storage object of each chunk (its shard when sharded); ``inner`` the C-order index of
+    the chunk inside its shard, one column per sharding level; ``codec`` decodes one chunk.
+    """
+
+    boxes: np.ndarray
+    keys: list[str]
+    inner: np.ndarray | None
+    levels: tuple[ShardLayout, ...]
+    codec: ChunkCodec
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def shard_levels(codec: ChunkCodec) -> tuple[tuple[ShardLayout, ...], ChunkCodec]:
+    levels = []
+    while codec.shard is not None:
+        levels.append(codec.shard)
+        codec = codec.shard.inner
+    return tuple(levels), codec
+
+
+def plan_chunks(meta: ArrayMetadata, sel: Selection, prefix: str = "") -> ChunkPlan:
+    """Chunks touched by ``sel``, in C order of the (innermost) chunk grid."""
+    levels, leaf = shard_levels(meta.codec)
+    coords, boxes = _core.plan_chunks(meta.shape, leaf.chunk_shape, sel.start, sel.stop)
+    if not levels:
+        keys = _core.chunk_keys(coords, meta.key_encoding, meta.key_separator, prefix)
+        return ChunkPlan(boxes, keys, None, (), leaf)
+    leaf_shape = np.asarray(leaf.chunk_shape, dtype=np.int64)
+    origin = coords * leaf_shape  # element position of each chunk's origin
+    grid = np.asarray(meta.grid_shape, dtype=np.int64)
+    keys = _core.chunk_keys(np.ascontiguousarray(origin // grid), meta.key_encoding,
+                            meta.key_separator, prefix)
+    inner = np.empty((len(keys), len(levels)), dtype=np.int64)
+    outer = grid
+    for k, level in enumerate(levels):
+        sub = outer // np.asarray(level.chunks_per_shard, dtype=np.int64)
+        local = (origin % outer) // sub
+        inner[:, k] = np.ravel_multi_index(tuple(local.T), level.chunks_per_shard) \
+            if len(keys) else 0
+        outer = sub
+    return ChunkPlan(boxes, keys, inner, levels, leaf)

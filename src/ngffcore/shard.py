@@ -1,0 +1,59 @@
+"""Shard indexes: fetched once per shard (one ranged read), checked, parsed in C."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ngffcore import _core
+from ngffcore.codecs import ShardLayout
+from ngffcore.errors import ShardIndexError
+from ngffcore.store import Store
+
+
+def index_range(layout: ShardLayout, shard_len: int) -> tuple[int, int]:
+    """``(start, length)`` of the index inside a shard of ``shard_len`` bytes."""
+    n = layout.index_nbytes
+    return (shard_len - n, n) if layout.index_at_end else (0, n)
+
+
+def parse_index(layout: ShardLayout, raw: bytes, key: str, shard_len: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (relative to the shard start) and sizes of every inner chunk; -1 if empty."""
+    if len(raw) != layout.index_nbytes:
+        raise ShardIndexError(
+            f"shard index of {key!r}: {len(raw)} bytes, expected {layout.index_nbytes} "
+            f"(shard is {shard_len} bytes)", key=key, codec="sharding_indexed")
+    body = raw
+    if layout.index_crc32c:
+        body = raw[:-4]
+        stored = int.from_bytes(raw[-4:], "little")
+        actual = _core.crc32c(body)
+        if stored != actual:
+            raise ShardIndexError(
+                f"shard index of {key!r}: crc32c mismatch (stored {stored:08x}, computed "
+                f"{actual:08x})", key=key, codec="sharding_indexed")
+    status, offsets, nbytes = _core.shard_index_parse(body, layout.n_inner,
+                                                      layout.index_big_endian, shard_len)
+    if status != 0:
+        _core.raise_status(status, key, in_shard_index=True,
+                           detail=f"shard of {shard_len} bytes".encode())
+    return offsets, nbytes
+
+
+def read_index(store: Store, key: str, layout: ShardLayout, base: int, shard_len: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the shard occupying ``[base, base + shard_len)`` of object ``key``; offsets
+    returned are absolute positions in the object."""
+    if shard_len < layout.index_nbytes:
+        raise ShardIndexError(
+            f"shard index of {key!r}: shard is {shard_len} bytes, too short for an index of "
+            f"{layout.index_nbytes} bytes", key=key, codec="sharding_indexed")
+    start, length = index_range(layout, shard_len)
+    raw = store.get_range(key, base + start, length)
+    if raw is None:
+        raise ShardIndexError(f"shard {key!r} disappeared while reading its index", key=key,
+                              codec="sharding_indexed")
+    offsets, nbytes = parse_index(layout, raw, key, shard_len)
+    present = offsets >= 0
+    offsets[present] += base
+    return offsets, nbytes
