@@ -1,4 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: binding=True, embedsignature=True, auto_pickle=False, autotestdict=False
 """Thin wrappers over the C core (csrc/): plan, chunk keys, shard index, and batch decode.
 
 Every call that decodes runs with the GIL released; one call handles a whole batch.

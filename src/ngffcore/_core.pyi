@@ -1,0 +1,68 @@
+"""Typed surface of the compiled core (checked against the binary by mypy's stubtest)."""
+
+from collections.abc import Sequence
+from typing import NoReturn, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from typing_extensions import Buffer, disjoint_base
+
+CODEC_BLOSC: int
+CODEC_ZSTD: int
+CODEC_ZLIB: int
+CODEC_LZ4: int
+CODEC_CRC32C: int
+DELTA_NONE: int
+DELTA_INT: int
+DELTA_UINT: int
+DELTA_FLOAT: int
+KEY_V2: int
+KEY_DEFAULT: int
+MAX_DIMS: int
+MAX_CODECS: int
+SHARD_ENTRY_BYTES: int
+
+_Source = Union[None, Buffer, tuple[bytes, int, int]]
+
+def status_message(status: int) -> str: ...
+
+@disjoint_base
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        itemsize: int,
+        chunk_shape: Sequence[int],
+        chunk_strides: Sequence[int],
+        codecs: Sequence[int] = (),
+        byteswap: int = 0,
+        delta: int = 0,
+        delta_swap: bool = False,
+        fill_value: bytes = b"",
+    ) -> None: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def chunk_nbytes(self) -> int: ...
+
+def plan_chunks(
+    shape: Sequence[int], chunk_shape: Sequence[int], sel_start: Sequence[int],
+    sel_stop: Sequence[int],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
+def chunk_keys(coords: NDArray[np.int64], encoding: int, separator: str,
+               prefix: str = "") -> list[str]: ...
+def chunk_key(coords: Sequence[int], encoding: int, separator: str) -> str: ...
+def shard_index_parse(
+    index: Buffer, n_inner: int, big_endian: bool, shard_len: int
+) -> tuple[int, NDArray[np.int64] | None, NDArray[np.int64] | None]: ...
+def crc32c(data: Buffer, crc: int = 0) -> int: ...
+def default_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def decode_batch(
+    pipeline: Pipeline, out: Buffer, boxes: NDArray[np.int64], sources: list[_Source],
+    keys: list[str],
+) -> None: ...
+def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
+                 detail: bytes = b"") -> NoReturn: ...
