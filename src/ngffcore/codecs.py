@@ -55,7 +55,8 @@ NATIVE_LITTLE = sys.byteorder == "little"
 class ShardLayout:
     """How inner chunks are found in a shard (Zarr v3 ``sharding_indexed``)."""
 
-    chunks_per_shard: tuple[int, ...]
+    chunks_per_shard: tuple[int, ...]  # in the shard's own (possibly transposed) axis order
+    perm: tuple[int, ...]  # the shard's axis k is logical (array) axis perm[k]
     inner: "ChunkCodec"
     index_at_end: bool
     index_big_endian: bool
@@ -74,7 +75,7 @@ class ShardLayout:
 class ChunkCodec:
     """Decoding of one chunk of shape ``chunk_shape``: Python pre-stages, then native."""
 
-    chunk_shape: tuple[int, ...]
+    chunk_shape: tuple[int, ...]  # logical (array axis order)
     pipeline: _core.Pipeline | None  # None when the chunk is a shard
     python_stages: tuple[Callable[[bytes], bytes], ...] = ()
     shard: ShardLayout | None = None
@@ -213,12 +214,15 @@ def v2_chunk_codec(
 
 def v3_chunk_codec(
     codecs: Any, dtype: np.dtype, chunk_shape: tuple[int, ...], fill_bytes: bytes, path: str,
+    perm: list[int] | None = None,
 ) -> ChunkCodec:
-    """Zarr v3 codec chain for chunks of ``chunk_shape``; ``dtype`` is the native output."""
+    """Zarr v3 codec chain for chunks of logical shape ``chunk_shape``; ``dtype`` is the
+    native output. ``perm`` maps the chain's input axes to logical axes (transposes applied
+    outside a sharding level carry into its inner chunks)."""
     if not isinstance(codecs, list) or not codecs:
         raise MetadataError("codecs must be a non-empty list", path=path)
     ndim = len(chunk_shape)
-    perm = list(range(ndim))
+    perm = list(range(ndim)) if perm is None else list(perm)
     names: list[str] = []
     stored_native = True
     delta = 0
@@ -267,13 +271,13 @@ def v3_chunk_codec(
                 saw_array_to_bytes = True
                 continue
             if name == "sharding_indexed":
-                if perm != list(range(ndim)) or delta:
-                    raise UnsupportedError("array→array codecs before sharding_indexed are "
-                                           "not supported", path=path)
+                if delta:
+                    raise UnsupportedError("numcodecs.delta before sharding_indexed is not "
+                                           "supported", path=path)
                 if i != len(codecs) - 1:
                     raise UnsupportedError("bytes→bytes codecs after sharding_indexed are "
                                            "not supported", path=path)
-                return _sharding(conf, dtype, chunk_shape, fill_bytes, path)
+                return _sharding(conf, dtype, chunk_shape, perm, fill_bytes, path)
             raise UnsupportedError(
                 f"codec {name!r} is not supported here (supported codecs: "
                 f"{', '.join(SUPPORTED_V3_CODECS)})", path=path)
@@ -298,8 +302,10 @@ def v3_chunk_codec(
     return ChunkCodec(chunk_shape, pipeline, tuple(stages), None, tuple(names))
 
 
-def _sharding(conf: dict[str, Any], dtype: np.dtype, shard_shape: tuple[int, ...],
-              fill_bytes: bytes, path: str) -> ChunkCodec:
+def _sharding(conf: dict[str, Any], dtype: np.dtype, logical_shape: tuple[int, ...],
+              perm: list[int], fill_bytes: bytes, path: str) -> ChunkCodec:
+    # the sharding codec sees the shard in its own axis order (after any transpose)
+    shard_shape = tuple(logical_shape[p] for p in perm)
     inner_shape = conf.get("chunk_shape")
     if (not isinstance(inner_shape, list) or len(inner_shape) != len(shard_shape)
             or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
@@ -329,14 +335,18 @@ def _sharding(conf: dict[str, Any], dtype: np.dtype, shard_shape: tuple[int, ...
             raise UnsupportedError(f"shard index codecs {index_codecs!r} are not supported "
                                    "(supported: bytes, optionally followed by crc32c)",
                                    path=path)
-    inner_shape_t = tuple(inner_shape)
-    inner = v3_chunk_codec(conf.get("codecs"), dtype, inner_shape_t, fill_bytes, path)
+    inner_logical = [0] * len(perm)
+    for k, axis in enumerate(perm):
+        inner_logical[axis] = inner_shape[k]
+    inner = v3_chunk_codec(conf.get("codecs"), dtype, tuple(inner_logical), fill_bytes, path,
+                           perm)
     layout = ShardLayout(
-        chunks_per_shard=tuple(s // c for s, c in zip(shard_shape, inner_shape_t)),
+        chunks_per_shard=tuple(s // c for s, c in zip(shard_shape, inner_shape)),
+        perm=tuple(perm),
         inner=inner,
         index_at_end=location == "end",
         index_big_endian=index_big,
         index_crc32c=index_crc,
     )
-    return ChunkCodec(shard_shape, None, (), layout,
+    return ChunkCodec(logical_shape, None, (), layout,
                       ("sharding_indexed",) + inner.names)

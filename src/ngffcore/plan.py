@@ -120,8 +120,8 @@ def plan_chunks(meta: ArrayMetadata, sel: Selection, prefix: str = "") -> ChunkP
     inner = np.empty((len(keys), len(levels)), dtype=np.int64)
     outer = grid
     for k, level in enumerate(levels):
-        sub = outer // np.asarray(level.chunks_per_shard, dtype=np.int64)
-        local = (origin % outer) // sub
+        sub = np.asarray(level.inner.chunk_shape, dtype=np.int64)
+        local = ((origin % outer) // sub)[:, list(level.perm)]  # in the shard's axis order
         inner[:, k] = np.ravel_multi_index(tuple(local.T), level.chunks_per_shard) \
             if len(keys) else 0
         outer = sub
