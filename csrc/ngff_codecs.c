@@ -19,15 +19,31 @@ struct ngff_codec_ctx {
 static pthread_once_t blosc_once = PTHREAD_ONCE_INIT;
 static void blosc_global_init(void) { blosc2_init(); }
 
+static blosc2_context *new_blosc_ctx(void)
+{
+    blosc2_dparams dparams = BLOSC2_DPARAMS_DEFAULTS;
+    dparams.nthreads = 1; /* parallelism comes from our pool, one chunk per worker */
+    return blosc2_create_dctx(dparams);
+}
+
+/* A blosc2 context that failed on a hostile frame can keep state that silently corrupts
+ * the next (valid) chunk it decodes: never reuse it. */
+static void reset_blosc(ngff_codec_ctx *ctx)
+{
+    blosc2_context *fresh = new_blosc_ctx();
+    if (fresh) {
+        blosc2_free_ctx(ctx->blosc);
+        ctx->blosc = fresh;
+    }
+}
+
 ngff_codec_ctx *ngff_codec_ctx_create(void)
 {
     pthread_once(&blosc_once, blosc_global_init);
     ngff_codec_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
-    blosc2_dparams dparams = BLOSC2_DPARAMS_DEFAULTS;
-    dparams.nthreads = 1; /* parallelism comes from our pool, one chunk per worker */
-    ctx->blosc = blosc2_create_dctx(dparams);
+    ctx->blosc = new_blosc_ctx();
     ctx->zstd = ZSTD_createDCtx();
     if (!ctx->blosc || !ctx->zstd) {
         ngff_codec_ctx_destroy(ctx);
@@ -137,9 +153,11 @@ static ngff_status decode_blosc(ngff_codec_ctx *ctx, const uint8_t *src, size_t 
     int rc = blosc2_decompress_ctx(ctx->blosc, src, (int32_t)cbytes, dst, (int32_t)expected);
     if (rc < 0) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: %s", blosc2_error_string(rc));
+        reset_blosc(ctx);
         return NGFF_ERR_CORRUPT;
     }
     if ((size_t)rc != expected) {
+        reset_blosc(ctx);
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: decoded %d bytes, expected %zu", rc,
                  expected);
         return NGFF_ERR_SIZE_MISMATCH;
@@ -189,6 +207,11 @@ static ngff_status decode_zlib(ngff_codec_ctx *ctx, const uint8_t *src, size_t s
     } else {
         zng_inflateReset(zs);
     }
+    /* the stream is reused: never let a previous (possibly failed) call's buffers leak in */
+    zs->next_in = NULL;
+    zs->avail_in = 0;
+    zs->next_out = NULL;
+    zs->avail_out = 0;
     const size_t step = (size_t)1 << 30; /* avail_in / avail_out are 32-bit */
     size_t in_pos = 0, out_pos = 0;
     for (;;) {
@@ -223,15 +246,16 @@ static ngff_status decode_zlib(ngff_codec_ctx *ctx, const uint8_t *src, size_t s
         if (rc == NGFF_Z_OK)
             continue;
         if (rc == NGFF_Z_BUF_ERROR) {
+            if (zs->avail_in == 0 && in_pos >= src_len) {
+                snprintf(detail, NGFF_DETAIL_CAP,
+                         "zlib: input ends before the end of the stream (%zu bytes decoded)",
+                         (size_t)(out_pos - zs->avail_out));
+                return NGFF_ERR_TRUNCATED;
+            }
             if (zs->avail_out == 0 && out_pos >= expected) {
                 snprintf(detail, NGFF_DETAIL_CAP, "zlib: decodes to more than %zu bytes",
                          expected);
                 return NGFF_ERR_SIZE_MISMATCH;
-            }
-            if (zs->avail_in == 0 && in_pos >= src_len) {
-                snprintf(detail, NGFF_DETAIL_CAP, "zlib: stream ends early after %zu bytes",
-                         (size_t)zs->total_out);
-                return NGFF_ERR_TRUNCATED;
             }
             continue; /* the other side has room again: refilled at the top */
         }
@@ -345,9 +369,11 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
                                 (int32_t)dst_cap);
     if (rc < 0) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: %s", blosc2_error_string(rc));
+        reset_blosc(ctx);
         return NGFF_ERR_CORRUPT;
     }
     if ((size_t)rc != want) {
+        reset_blosc(ctx);
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: decoded %d bytes of items, expected %zu", rc,
                  want);
         return NGFF_ERR_SIZE_MISMATCH;

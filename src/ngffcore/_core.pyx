@@ -174,8 +174,9 @@ def chunk_key(coords, int encoding, str separator):
 def shard_index_parse(index, int64_t n_inner, bint big_endian, int64_t shard_len):
     """Parse a shard index (already stripped of its crc32c) of ``n_inner`` entries.
 
-    Returns int64 arrays ``(offsets, nbytes)``; empty inner chunks are ``-1``. Raises
-    ``ShardIndexError`` if any entry lies outside ``[0, shard_len)``.
+    Returns ``(status, offsets, nbytes, bad_entry)``: int64 arrays (empty inner chunks are
+    ``-1``) when status is 0; otherwise ``bad_entry`` is the first entry outside
+    ``[0, shard_len)`` (its raw values left in the arrays) or -1.
     """
     cdef const uint8_t[::1] view = index
     offsets = np.empty(n_inner, dtype=np.int64)
@@ -185,13 +186,12 @@ def shard_index_parse(index, int64_t n_inner, bint big_endian, int64_t shard_len
     cdef const uint8_t *data = &view[0] if view.shape[0] else NULL
     cdef int64_t index_len = view.shape[0]
     cdef ngff_status st
+    cdef int64_t bad = -1
     with nogil:
         st = ngff_shard_index_parse(data, index_len, n_inner, big_endian, shard_len,
                                     &off_v[0] if n_inner else NULL,
-                                    &len_v[0] if n_inner else NULL)
-    if st != NGFF_OK:
-        return st, None, None
-    return st, offsets, nbytes
+                                    &len_v[0] if n_inner else NULL, &bad)
+    return st, offsets, nbytes, bad
 
 
 def crc32c(data, uint32_t crc=0):

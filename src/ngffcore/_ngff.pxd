@@ -51,7 +51,7 @@ cdef extern from "ngff_shard.h" nogil:
     enum: NGFF_SHARD_ENTRY_BYTES
     ngff_status ngff_shard_index_parse(const uint8_t *index, int64_t index_len, int64_t n_inner,
                                        int32_t big_endian, int64_t shard_len, int64_t *offsets,
-                                       int64_t *nbytes)
+                                       int64_t *nbytes, int64_t *bad_entry)
 
 
 cdef extern from "ngff_decode.h" nogil:

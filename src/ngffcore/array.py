@@ -81,8 +81,10 @@ class Array:
 
     @property
     def chunks(self) -> tuple[int, ...]:
-        """Chunk shape; the inner chunk shape of a sharded array."""
-        return self._leaf_codec().chunk_shape
+        """Chunk shape; the inner chunk shape of a sharded array (its first level, as
+        zarr-python reports it, when shards are nested)."""
+        shard = self._meta.codec.shard
+        return shard.inner.chunk_shape if shard is not None else self._meta.grid_shape
 
     @property
     def shards(self) -> tuple[int, ...] | None:
@@ -124,12 +126,6 @@ class Array:
             attrs = parse_json(raw, f"{self._store.url}/{prefix}.zattrs") if raw else {}
             object.__setattr__(self._meta, "attributes", attrs)
         return self._meta.attributes  # type: ignore[return-value]
-
-    def _leaf_codec(self) -> Any:
-        codec = self._meta.codec
-        while codec.shard is not None:
-            codec = codec.shard.inner
-        return codec
 
     # -- reading ---------------------------------------------------------------------------
     def __getitem__(self, selection: Any) -> np.ndarray:

@@ -127,6 +127,13 @@ def _delta_kind(dtype: np.dtype, path: str) -> int:
     raise UnsupportedError(f"the delta filter on {dtype} is not supported", path=path)
 
 
+def _dtype_of(value: Any, path: str) -> np.dtype:
+    try:
+        return np.dtype(value)
+    except (TypeError, ValueError):
+        raise MetadataError(f"filter dtype {value!r} is not a valid dtype", path=path) from None
+
+
 def _is_native(dtype: np.dtype) -> bool:
     return dtype.byteorder in ("=", "|") or (dtype.byteorder == "<") == NATIVE_LITTLE
 
@@ -183,8 +190,8 @@ def v2_chunk_codec(
                 f"{', '.join(SUPPORTED_V2_FILTERS)})", path=path)
         if delta:
             raise UnsupportedError("more than one delta filter", path=path)
-        fdtype = np.dtype(f.get("dtype", dtype.str))
-        astype = np.dtype(f.get("astype", fdtype.str))
+        fdtype = _dtype_of(f.get("dtype", dtype.str), path)
+        astype = _dtype_of(f.get("astype", fdtype.str), path)
         if fdtype.newbyteorder("=") != dtype.newbyteorder("=") or astype != fdtype:
             raise UnsupportedError(
                 f"delta filter with dtype {fdtype} / astype {astype} on a {dtype} array "
@@ -249,8 +256,8 @@ def v3_chunk_codec(
                 if delta or perm != list(range(ndim)):
                     raise UnsupportedError("numcodecs.delta combined with transpose or "
                                            "another delta is not supported", path=path)
-                fdtype = np.dtype(conf.get("dtype", dtype.str))
-                astype = np.dtype(conf.get("astype", fdtype.str))
+                fdtype = _dtype_of(conf.get("dtype", dtype.str), path)
+                astype = _dtype_of(conf.get("astype", fdtype.str), path)
                 if fdtype.newbyteorder("=") != dtype.newbyteorder("=") or astype != fdtype:
                     raise UnsupportedError("numcodecs.delta with astype != dtype is not "
                                            "supported", path=path)

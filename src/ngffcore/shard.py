@@ -32,11 +32,14 @@ def parse_index(layout: ShardLayout, raw: bytes, key: str, shard_len: int
             raise ShardIndexError(
                 f"shard index of {key!r}: crc32c mismatch (stored {stored:08x}, computed "
                 f"{actual:08x})", key=key, codec="sharding_indexed")
-    status, offsets, nbytes = _core.shard_index_parse(body, layout.n_inner,
-                                                      layout.index_big_endian, shard_len)
+    status, offsets, nbytes, bad = _core.shard_index_parse(body, layout.n_inner,
+                                                           layout.index_big_endian, shard_len)
     if status != 0:
-        _core.raise_status(status, key, in_shard_index=True,
-                           detail=f"shard of {shard_len} bytes".encode())
+        detail = f"shard of {shard_len} bytes"
+        if bad >= 0:
+            detail = (f"entry {bad} (offset {offsets[bad]}, {nbytes[bad]} bytes) lies outside "
+                      f"the {detail}")
+        _core.raise_status(status, key, in_shard_index=True, detail=detail.encode())
     return offsets, nbytes
 
 
