@@ -167,6 +167,107 @@ static ngff_status read_file(ngff_worker *w, const ngff_source *s, int64_t exact
     return NGFF_OK;
 }
 
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static ngff_status pread_exact(int fd, uint8_t *dst, int64_t n, int64_t at, char *detail)
+{
+    int64_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, dst + got, (size_t)(n - got), (off_t)(at + got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(detail, NGFF_DETAIL_CAP, "read: %s", strerror(errno));
+            return NGFF_ERR_IO;
+        }
+        if (r == 0) {
+            snprintf(detail, NGFF_DETAIL_CAP, "file ends after %lld of %lld bytes",
+                     (long long)(at + got), (long long)(at + n));
+            return NGFF_ERR_TRUNCATED;
+        }
+        got += r;
+    }
+    return NGFF_OK;
+}
+
+/*
+ * Reads only what blosc needs to decode bytes [lo, hi) of a chunk stored as one plain blosc1
+ * frame: the 16-byte header, the block-start table and the run of blocks holding the range.
+ * The rest of the frame buffer is left unread; blosc's getitem never looks at it. Frames of
+ * any other shape (blosc2 extended header, memcpyed, special values) return
+ * NGFF_ERR_UNSUPPORTED so the caller reads the whole object.
+ */
+static ngff_status read_blosc_blocks(ngff_worker *w, const ngff_source *s, size_t lo, size_t hi,
+                                     uint8_t **data, size_t *len, int *missing, char *detail)
+{
+    enum { HEADER = 16, FLAG_SHUFFLE = 0x1, FLAG_MEMCPYED = 0x2, FLAG_BITSHUFFLE = 0x4 };
+    *missing = 0;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            *missing = 1;
+            return NGFF_OK;
+        }
+        snprintf(detail, NGFF_DETAIL_CAP, "open: %s", strerror(errno));
+        return NGFF_ERR_IO;
+    }
+    ngff_status st = NGFF_ERR_UNSUPPORTED;
+    uint8_t header[HEADER];
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size - s->offset < HEADER ||
+        (s->len >= 0 && s->len < HEADER))
+        goto done; /* let the full read report it */
+    int64_t object_len = s->len >= 0 ? s->len : (int64_t)sb.st_size - s->offset;
+    if ((st = pread_exact(fd, header, HEADER, s->offset, detail)) != NGFF_OK)
+        goto done;
+    st = NGFF_ERR_UNSUPPORTED;
+    uint8_t flags = header[2];
+    uint32_t nbytes = le32(header + 4), blocksize = le32(header + 8), cbytes = le32(header + 12);
+    uint32_t typesize = header[3];
+    /* getitem works in whole items: a range ending in trailing bytes needs a full decode */
+    if ((flags & FLAG_MEMCPYED) || (flags & FLAG_SHUFFLE && flags & FLAG_BITSHUFFLE) ||
+        blocksize == 0 || nbytes == 0 || typesize == 0 || cbytes > (uint64_t)object_len ||
+        cbytes > INT32_MAX || hi > (nbytes / typesize) * typesize || lo >= hi)
+        goto done;
+    uint64_t nblocks = ((uint64_t)nbytes + blocksize - 1) / blocksize;
+    uint64_t table_end = HEADER + 4 * nblocks;
+    if (table_end > cbytes)
+        goto done;
+    uint8_t *buf = scratch(w, 0, cbytes);
+    if (!buf) {
+        st = NGFF_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(buf, header, HEADER);
+    if ((st = pread_exact(fd, buf + HEADER, (int64_t)(table_end - HEADER),
+                          s->offset + HEADER, detail)) != NGFF_OK)
+        goto done;
+    st = NGFF_ERR_UNSUPPORTED;
+    uint64_t first = lo / blocksize, last = (hi - 1) / blocksize; /* inclusive */
+    uint64_t start = le32(buf + HEADER + 4 * first);
+    uint64_t end = last + 1 < nblocks ? le32(buf + HEADER + 4 * (last + 1)) : cbytes;
+    /* blocks of a plain frame follow the table in order: anything else is not ours to trust */
+    for (uint64_t b = first; b <= last; b++) {
+        uint64_t bs = le32(buf + HEADER + 4 * b);
+        if (bs < table_end || bs > end || bs < start)
+            goto done;
+    }
+    if (start < table_end || end > cbytes || start >= end)
+        goto done;
+    if ((st = pread_exact(fd, buf + start, (int64_t)(end - start), s->offset + (int64_t)start,
+                          detail)) != NGFF_OK)
+        goto done;
+    *data = buf;
+    *len = cbytes;
+    st = NGFF_OK;
+done:
+    close(fd);
+    return st;
+}
+
 static int is_compressor(int32_t codec) { return codec != NGFF_CODEC_CRC32C; }
 
 /* Undo numcodecs' Delta in place: a running sum in the element type. */
@@ -244,12 +345,30 @@ ngff_status ngff_decode_chunk(ngff_worker *w, const ngff_batch *b, int64_t i)
     const uint8_t *cur;
     size_t cur_len;
     ngff_status st;
+    size_t span_lo = 0, span_hi = 0; /* bytes of the decoded chunk the box needs */
+    if (!full_box) {
+        span_hi = (size_t)p->itemsize;
+        for (int32_t d = 0; d < ndim; d++) {
+            span_lo += (size_t)(inner[d] * p->chunk_strides[d]);
+            span_hi += (size_t)((inner[d] + shape[d] - 1) * p->chunk_strides[d]);
+        }
+    }
+    const int blosc_partial = !full_box && p->n_codecs >= 1 &&
+                              p->codecs[0] == NGFF_CODEC_BLOSC && p->delta == 0 &&
+                              span_hi - span_lo <= chunk_nbytes / 2;
     if (s->kind == NGFF_SOURCE_FILE) {
         int missing;
         uint8_t *data;
         /* uncompressed chunk landing whole in the output: read it there */
         uint8_t *into = (direct && p->n_codecs == 0) ? dst : NULL;
-        st = read_file(w, s, (int64_t)chunk_nbytes, into, &data, &cur_len, &missing, detail);
+        st = NGFF_ERR_UNSUPPORTED;
+        if (blosc_partial && p->n_codecs == 1)
+            st = read_blosc_blocks(w, s, span_lo, span_hi, &data, &cur_len, &missing, detail);
+        if (st == NGFF_ERR_UNSUPPORTED) {
+            detail[0] = 0;
+            st = read_file(w, s, (int64_t)chunk_nbytes, into, &data, &cur_len, &missing,
+                           detail);
+        }
         if (st != NGFF_OK)
             return fail(res, st, 0);
         if (missing) {
@@ -298,30 +417,23 @@ ngff_status ngff_decode_chunk(ngff_worker *w, const ngff_batch *b, int64_t i)
             st = ngff_codec_decode(w->codecs, codec, cur, cur_len, dst, expected, detail);
             return st == NGFF_OK ? NGFF_OK : fail(res, st, codec);
         }
-        if (final && crcs_after == 0 && codec == NGFF_CODEC_BLOSC && p->delta == 0 &&
-            !full_box) {
-            /* Only part of the chunk is wanted: decode just the blosc blocks holding it. */
-            size_t lo = 0, hi = (size_t)p->itemsize;
-            for (int32_t d = 0; d < ndim; d++) {
-                lo += (size_t)(inner[d] * p->chunk_strides[d]);
-                hi += (size_t)((inner[d] + shape[d] - 1) * p->chunk_strides[d]);
+        if (final && crcs_after == 0 && blosc_partial) {
+            /* Only part of the chunk is wanted: decode just the blosc blocks holding it.
+             * Whole blosc items (typesize <= 255 bytes) may overhang the range at both ends. */
+            size_t origin, cap = span_hi - span_lo + 2 * 256;
+            uint8_t *part = scratch(w, ping, cap);
+            if (!part)
+                return fail(res, NGFF_ERR_NOMEM, codec);
+            st = ngff_blosc_decode_range(w->codecs, cur, cur_len, expected, span_lo, span_hi,
+                                         part, cap, &origin, detail);
+            if (st == NGFF_OK) {
+                ngff_scatter(ndim, shape, p->itemsize, p->byteswap, part + (span_lo - origin),
+                             p->chunk_strides, dst, b->out_strides);
+                return NGFF_OK;
             }
-            if (shape[0] > 0 && hi - lo <= chunk_nbytes / 2) {
-                size_t origin;
-                uint8_t *part = scratch(w, ping, hi - lo + 32);
-                if (!part)
-                    return fail(res, NGFF_ERR_NOMEM, codec);
-                st = ngff_blosc_decode_range(w->codecs, cur, cur_len, expected, lo, hi, part,
-                                             hi - lo + 32, &origin, detail);
-                if (st == NGFF_OK) {
-                    ngff_scatter(ndim, shape, p->itemsize, p->byteswap, part + (lo - origin),
-                                 p->chunk_strides, dst, b->out_strides);
-                    return NGFF_OK;
-                }
-                if (st != NGFF_ERR_UNSUPPORTED)
-                    return fail(res, st, codec);
-                detail[0] = 0; /* fall back to a full decode */
-            }
+            if (st != NGFF_ERR_UNSUPPORTED)
+                return fail(res, st, codec);
+            detail[0] = 0; /* fall back to a full decode */
         }
         uint8_t *target = scratch(w, ping, expected);
         if (!target && expected > 0)
