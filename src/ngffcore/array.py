@@ -147,7 +147,7 @@ class Array:
         shape = sel.out_shape
         if out is None:
             return np.empty(shape, dtype=self._meta.dtype)
-        if not isinstance(out, np.ndarray):
+        if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
             raise OutputError(f"out must be a numpy array, not {type(out).__name__}")
         if out.shape != shape:
             raise OutputError(f"out has shape {out.shape}, the selection has shape {shape}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from ngffcore import _core
-from ngffcore.codecs import ChunkCodec, v2_chunk_codec, v3_chunk_codec
+from ngffcore.codecs import ChunkCodec, ShardLayout, v2_chunk_codec, v3_chunk_codec
 from ngffcore.errors import MetadataError, UnsupportedError
 
 _V3_DTYPES = {
@@ -30,7 +31,10 @@ _MAX_NBYTES = 2**63 - 1
 
 @dataclass(frozen=True)
 class ArrayMetadata:
-    """What ngffcore needs to read one array. Immutable; shared across threads."""
+    """What ngffcore needs to read one array. Immutable; shared across threads.
+
+    (The cached properties below still work on a frozen dataclass: they write the instance
+    ``__dict__`` directly.)"""
 
     zarr_format: int
     shape: tuple[int, ...]
@@ -47,6 +51,21 @@ class ArrayMetadata:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @cached_property
+    def shard_levels(self) -> tuple[ShardLayout, ...]:
+        """Sharding levels from the outermost in; empty if unsharded."""
+        levels = []
+        codec = self.codec
+        while codec.shard is not None:
+            levels.append(codec.shard)
+            codec = codec.shard.inner
+        return tuple(levels)
+
+    @cached_property
+    def leaf_codec(self) -> ChunkCodec:
+        """Codec of the innermost chunks: the unit the core decodes."""
+        return self.shard_levels[-1].inner if self.shard_levels else self.codec
 
 
 def parse_json(raw: bytes, path: str) -> dict[str, Any]:

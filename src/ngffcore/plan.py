@@ -6,8 +6,6 @@ All boxes are half-open, in array (element) coordinates.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
-
 import numpy as np
 
 from ngffcore import _core
@@ -16,21 +14,23 @@ from ngffcore.errors import SelectionError
 from ngffcore.metadata import ArrayMetadata
 
 
-@dataclass(frozen=True)
 class Selection:
-    """A normalised basic selection: the box ``[start, stop)`` and which axes are dropped."""
+    """A normalised basic selection: the box ``[start, stop)`` and which axes are dropped.
 
-    start: tuple[int, ...]
-    stop: tuple[int, ...]
-    dropped: tuple[bool, ...]  # integer-indexed axes, removed from the result
+    A plain slotted class, not a dataclass: it is built on every read (hot path)."""
+
+    __slots__ = ("start", "stop", "dropped", "out_shape")
+
+    def __init__(self, start: tuple[int, ...], stop: tuple[int, ...],
+                 dropped: tuple[bool, ...]) -> None:
+        self.start = start
+        self.stop = stop
+        self.dropped = dropped  # integer-indexed axes, removed from the result
+        self.out_shape = tuple(b - a for a, b, d in zip(start, stop, dropped) if not d)
 
     @property
     def box_shape(self) -> tuple[int, ...]:
         return tuple(b - a for a, b in zip(self.start, self.stop))
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return tuple(n for n, drop in zip(self.box_shape, self.dropped) if not drop)
 
 
 def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
@@ -52,7 +52,15 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
     items = items + (slice(None),) * (len(shape) - len(items))
     start, stop, dropped = [], [], []
     for axis, (item, n) in enumerate(zip(items, shape)):
-        if isinstance(item, slice):
+        if type(item) is int:  # the common case first
+            if item < -n or item >= n:
+                raise SelectionError(f"index {item} is out of bounds for axis {axis} with "
+                                     f"size {n}")
+            item = item + n if item < 0 else item
+            start.append(item)
+            stop.append(item + 1)
+            dropped.append(True)
+        elif isinstance(item, slice):
             if item.step not in (None, 1):
                 raise SelectionError(f"slice step {item.step!r} on axis {axis} is not supported"
                                      " (only step 1)")
@@ -78,7 +86,6 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
     return Selection(tuple(start), tuple(stop), tuple(dropped))
 
 
-@dataclass(frozen=True)
 class ChunkPlan:
     """The chunks (innermost chunks, when sharded) a box touches.
 
@@ -87,27 +94,23 @@ class ChunkPlan:
     the chunk inside its shard, one column per sharding level; ``codec`` decodes one chunk.
     """
 
-    boxes: np.ndarray
-    keys: list[str]
-    inner: np.ndarray | None
-    levels: tuple[ShardLayout, ...]
-    codec: ChunkCodec
+    __slots__ = ("boxes", "keys", "inner", "levels", "codec")
+
+    def __init__(self, boxes: np.ndarray, keys: list[str], inner: np.ndarray | None,
+                 levels: tuple[ShardLayout, ...], codec: ChunkCodec) -> None:
+        self.boxes = boxes
+        self.keys = keys
+        self.inner = inner
+        self.levels = levels
+        self.codec = codec
 
     def __len__(self) -> int:
         return len(self.keys)
 
 
-def shard_levels(codec: ChunkCodec) -> tuple[tuple[ShardLayout, ...], ChunkCodec]:
-    levels = []
-    while codec.shard is not None:
-        levels.append(codec.shard)
-        codec = codec.shard.inner
-    return tuple(levels), codec
-
-
 def plan_chunks(meta: ArrayMetadata, sel: Selection, prefix: str = "") -> ChunkPlan:
     """Chunks touched by ``sel``, in C order of the (innermost) chunk grid."""
-    levels, leaf = shard_levels(meta.codec)
+    levels, leaf = meta.shard_levels, meta.leaf_codec
     coords, boxes = _core.plan_chunks(meta.shape, leaf.chunk_shape, sel.start, sel.stop)
     if not levels:
         keys = _core.chunk_keys(coords, meta.key_encoding, meta.key_separator, prefix)
