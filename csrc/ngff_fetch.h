@@ -1,0 +1,43 @@
+/* Local chunk objects for the workers: pread into a buffer (mmap was measured slower: see
+ * docs/design.md). */
+#ifndef NGFF_FETCH_H
+#define NGFF_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ngff_status.h"
+
+typedef struct ngff_buffer {
+    uint8_t *data;
+    size_t cap;
+} ngff_buffer;
+
+/* Grows (never shrinks) the buffer to hold `size` bytes; NULL if out of memory. */
+uint8_t *ngff_buffer_reserve(ngff_buffer *b, size_t size);
+void ngff_buffer_free(ngff_buffer *b);
+
+/* One object range [offset, offset + len) of an open local file. */
+typedef struct ngff_local {
+    int fd;
+    int64_t offset;
+    int64_t len;
+} ngff_local;
+
+/* Opens `path` and resolves the range (len < 0: to the end of the file). A file that does not
+ * exist sets *missing (and fd = -1); a range past the end of the file is NGFF_ERR_TRUNCATED. */
+ngff_status ngff_local_open(const char *path, int64_t offset, int64_t len, ngff_local *f,
+                            int *missing, char *detail);
+void ngff_local_close(ngff_local *f);
+
+/* Exactly n bytes at `at` (relative to the range start) into dst. */
+ngff_status ngff_local_pread(const ngff_local *f, uint8_t *dst, int64_t n, int64_t at,
+                             char *detail);
+
+/* For a plain blosc1 frame: reads only the header, the block-start table and the run of
+ * blocks holding decoded bytes [lo, hi) into buf (len(range) bytes, the rest left unread).
+ * NGFF_ERR_UNSUPPORTED for any other frame shape: read the whole object instead. */
+ngff_status ngff_local_read_blosc_blocks(const ngff_local *f, ngff_buffer *buf, size_t lo,
+                                         size_t hi, char *detail);
+
+#endif
