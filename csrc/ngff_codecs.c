@@ -330,6 +330,28 @@ ngff_status ngff_crc32c_strip(const uint8_t *src, size_t src_len, size_t *payloa
     return NGFF_OK;
 }
 
+ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
+                              size_t *blocksize, size_t *typesize, char *detail)
+{
+    int32_t nbytes, cbytes, bsize;
+    ngff_status st = blosc_header(src, src_len, &nbytes, &cbytes, detail);
+    if (st != NGFF_OK)
+        return st;
+    if ((size_t)nbytes != expected) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: header says %d bytes, expected %zu", nbytes,
+                 expected);
+        return NGFF_ERR_SIZE_MISMATCH;
+    }
+    if (blosc2_cbuffer_sizes(src, &nbytes, &cbytes, &bsize) < 0 || bsize <= 0) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: invalid block size");
+        return NGFF_ERR_CORRUPT;
+    }
+    int flags = 0;
+    blosc1_cbuffer_metainfo(src, typesize, &flags);
+    *blocksize = (size_t)bsize;
+    return NGFF_OK;
+}
+
 ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,
                                     size_t expected, size_t byte_start, size_t byte_stop,
                                     uint8_t *dst, size_t dst_cap, size_t *dst_origin,

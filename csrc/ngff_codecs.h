@@ -40,6 +40,10 @@ ngff_status ngff_crc32c_strip(const uint8_t *src, size_t src_len, size_t *payloa
  * of the decoded chunk (whose full size must be `expected`). Writes whole items of the
  * chunk's blosc typesize into dst (capacity dst_cap) and sets *dst_origin to the decoded
  * offset of dst[0]. */
+/* Validates a blosc frame decoding to `expected` bytes; gives its block size and typesize. */
+ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
+                              size_t *blocksize, size_t *typesize, char *detail);
+
 ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,
                                     size_t expected, size_t byte_start, size_t byte_stop,
                                     uint8_t *dst, size_t dst_cap, size_t *dst_origin,

@@ -72,9 +72,8 @@ ngff_status ngff_pipeline_init(ngff_pipeline *p)
     if (reach + p->itemsize > n)
         return NGFF_ERR_INVALID_ARGUMENT;
     p->chunk_nbytes = n;
-    p->plain_layout = !p->byteswap && p->delta == NGFF_DELTA_NONE &&
-                      ngff_box_is_contiguous(p->ndim, p->chunk_shape, p->itemsize,
-                                             p->chunk_strides);
+    p->c_order = ngff_box_is_contiguous(p->ndim, p->chunk_shape, p->itemsize, p->chunk_strides);
+    p->plain_layout = !p->byteswap && p->delta == NGFF_DELTA_NONE && p->c_order;
     return NGFF_OK;
 }
 
@@ -138,6 +137,85 @@ typedef struct chunk_box {
     int blosc_partial;    /* decode only the blosc blocks holding the span */
 } chunk_box;
 
+/*
+ * Blosc, block by block: each block is decoded into a small (cache-resident) buffer and its
+ * part of the box scattered at once, so the whole chunk never round-trips through memory, and
+ * blocks outside the box are never decoded. Needs C-order chunks whose blocks are whole
+ * slabs along some axis j (blocks tile axis j-1). Sets *handled to 0 when that does not hold.
+ */
+static ngff_status decode_blosc_blocks(ngff_worker *w, const ngff_batch *b, const chunk_box *cb,
+                                       const uint8_t *src, size_t src_len, int ping,
+                                       ngff_chunk_result *res, int *handled)
+{
+    const ngff_pipeline *p = b->pipeline;
+    const int32_t ndim = p->ndim;
+    const size_t chunk_nbytes = (size_t)p->chunk_nbytes;
+    char *detail = res->detail;
+    *handled = 0;
+    if (!p->c_order || ndim == 0)
+        return NGFF_OK;
+    size_t blocksize, typesize;
+    ngff_status st = ngff_blosc_layout(src, src_len, chunk_nbytes, &blocksize, &typesize, detail);
+    if (st != NGFF_OK)
+        return fail(res, st, NGFF_CODEC_BLOSC);
+    if (blocksize >= chunk_nbytes || typesize == 0 || chunk_nbytes % typesize)
+        return NGFF_OK;
+    const int64_t *slab = p->chunk_strides; /* bytes per step along each axis (C order) */
+    int32_t j = -1;
+    for (int32_t d = 0; d < ndim; d++) {
+        size_t outer = d == 0 ? chunk_nbytes : (size_t)slab[d - 1];
+        if (blocksize % (size_t)slab[d] == 0 && (d == 0 || outer % blocksize == 0)) {
+            j = d;
+            break;
+        }
+    }
+    if (j < 0)
+        return NGFF_OK;
+    uint8_t *block = ngff_buffer_reserve(&w->buf[ping], blocksize + 2 * 256);
+    if (!block)
+        return fail(res, NGFF_ERR_NOMEM, NGFF_CODEC_BLOSC);
+    size_t first = cb->full_box ? 0 : cb->span_lo / blocksize;
+    size_t last = cb->full_box ? (chunk_nbytes - 1) / blocksize : (cb->span_hi - 1) / blocksize;
+    int64_t sub_shape[NGFF_MAX_DIMS];
+    for (size_t k = first; k <= last; k++) {
+        size_t off = k * blocksize;
+        size_t len = chunk_nbytes - off < blocksize ? chunk_nbytes - off : blocksize;
+        uint8_t *dst = cb->dst;
+        int inside = 1;
+        for (int32_t d = 0; d < j; d++) { /* the block sits at one index of each outer axis */
+            int64_t c = (int64_t)(off / (size_t)slab[d]) % p->chunk_shape[d];
+            if (c < cb->inner[d] || c >= cb->inner[d] + cb->shape[d]) {
+                inside = 0;
+                break;
+            }
+            sub_shape[d] = 1;
+            dst += (c - cb->inner[d]) * b->out_strides[d];
+        }
+        int64_t start = (int64_t)(off / (size_t)slab[j]) % p->chunk_shape[j];
+        int64_t lo = start > cb->inner[j] ? start : cb->inner[j];
+        int64_t stop = start + (int64_t)(len / (size_t)slab[j]);
+        int64_t hi = stop < cb->inner[j] + cb->shape[j] ? stop : cb->inner[j] + cb->shape[j];
+        if (!inside || lo >= hi)
+            continue;
+        size_t origin;
+        st = ngff_blosc_decode_range(w->codecs, src, src_len, chunk_nbytes, off, off + len, block,
+                                     blocksize + 2 * 256, &origin, detail);
+        if (st != NGFF_OK)
+            return fail(res, st, NGFF_CODEC_BLOSC);
+        sub_shape[j] = hi - lo;
+        dst += (lo - cb->inner[j]) * b->out_strides[j];
+        const uint8_t *from = block + (off - origin) + (size_t)(lo - start) * (size_t)slab[j];
+        for (int32_t d = j + 1; d < ndim; d++) {
+            sub_shape[d] = cb->shape[d];
+            from += cb->inner[d] * slab[d];
+        }
+        ngff_scatter(ndim, sub_shape, p->itemsize, p->byteswap, from, p->chunk_strides, dst,
+                     b->out_strides);
+    }
+    *handled = 1;
+    return NGFF_OK;
+}
+
 /* Encoded bytes → codec chain (reverse order) → scatter into the box. */
 static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk_box *cb,
                                 const uint8_t *cur, size_t cur_len, ngff_chunk_result *res)
@@ -176,6 +254,12 @@ static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk
         if (final && crcs_after == 0 && cb->direct) {
             st = ngff_codec_decode(w->codecs, codec, cur, cur_len, cb->dst, expected, detail);
             return st == NGFF_OK ? NGFF_OK : fail(res, st, codec);
+        }
+        if (final && crcs_after == 0 && codec == NGFF_CODEC_BLOSC && p->delta == 0) {
+            int handled;
+            st = decode_blosc_blocks(w, b, cb, cur, cur_len, ping, res, &handled);
+            if (st != NGFF_OK || handled)
+                return st;
         }
         if (final && crcs_after == 0 && cb->blosc_partial) {
             /* Only part of the chunk is wanted: decode just the blosc blocks holding it.

@@ -27,6 +27,7 @@ typedef struct ngff_pipeline {
     /* derived by ngff_pipeline_init */
     int64_t chunk_nbytes;
     int32_t plain_layout; /* decoded bytes are the C-order chunk as the output wants it */
+    int32_t c_order;      /* decoded elements are in C order (no transpose / F order) */
 } ngff_pipeline;
 
 /* Validates the pipeline and computes the derived fields. */
