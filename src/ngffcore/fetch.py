@@ -15,7 +15,7 @@ import numpy as np
 
 from ngffcore.errors import DecodeError, ShardIndexError
 from ngffcore.plan import ChunkPlan
-from ngffcore.shard import read_index
+from ngffcore.shard import read_index, read_shard_index
 from ngffcore.store import LocalStore, Store
 
 # None: missing (fill value); bytes: the encoded chunk; tuple: (path, offset, length) of a file.
@@ -54,10 +54,10 @@ def _sharded(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
         lin0 = plan.inner[idx, 0]
         for i, lin in zip(members, lin0.tolist()):
             names[i] = f"{key}[{lin}]"
-        shard_len = store.size(key)
-        if shard_len is None:
+        index = read_shard_index(store, key, plan.levels[0])
+        if index is None:
             continue  # a missing shard: all fill
-        offsets, nbytes = read_index(store, key, plan.levels[0], 0, shard_len)
+        offsets, nbytes, _ = index
         offs = offsets[lin0]
         lens = nbytes[lin0]
         if len(plan.levels) > 1:
@@ -68,9 +68,15 @@ def _sharded(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
                 if off >= 0:
                     sources[i] = (path, off, ln)
         else:
-            for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
-                if off >= 0:
-                    sources[i] = store.get_range(key, off, ln)
+            wanted = [(i, off, ln) for i, off, ln in zip(members, offs.tolist(), lens.tolist())
+                      if off >= 0]
+            parts = store.get_ranges(key, [(off, ln) for _, off, ln in wanted])
+            for (i, _, ln), part in zip(wanted, parts):
+                if len(part) != ln:
+                    raise ShardIndexError(f"shard {key!r}: inner chunk {names[i]!r} ends past "
+                                          "the end of the shard", key=names[i],
+                                          codec="sharding_indexed")
+                sources[i] = part
     return sources, names
 
 

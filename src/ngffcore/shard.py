@@ -43,19 +43,32 @@ def parse_index(layout: ShardLayout, raw: bytes, key: str, shard_len: int
     return offsets, nbytes
 
 
+def read_shard_index(store: Store, key: str, layout: ShardLayout
+                     ) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Index of the whole shard object ``key`` from one ranged read, with the object's size;
+    None if the shard does not exist (every inner chunk is then fill value)."""
+    got = store.get_end(key, layout.index_nbytes, suffix=layout.index_at_end)
+    if got is None:
+        return None
+    raw, size = got
+    if size < layout.index_nbytes:
+        raise ShardIndexError(
+            f"shard index of {key!r}: shard is {size} bytes, too short for an index of "
+            f"{layout.index_nbytes} bytes", key=key, codec="sharding_indexed")
+    offsets, nbytes = parse_index(layout, raw, key, size)
+    return offsets, nbytes, size
+
+
 def read_index(store: Store, key: str, layout: ShardLayout, base: int, shard_len: int
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the shard occupying ``[base, base + shard_len)`` of object ``key``; offsets
-    returned are absolute positions in the object."""
+    """Index of a nested shard occupying ``[base, base + shard_len)`` of object ``key``;
+    offsets returned are absolute positions in the object."""
     if shard_len < layout.index_nbytes:
         raise ShardIndexError(
             f"shard index of {key!r}: shard is {shard_len} bytes, too short for an index of "
             f"{layout.index_nbytes} bytes", key=key, codec="sharding_indexed")
     start, length = index_range(layout, shard_len)
-    raw = store.get_range(key, base + start, length)
-    if raw is None:
-        raise ShardIndexError(f"shard {key!r} disappeared while reading its index", key=key,
-                              codec="sharding_indexed")
+    raw = store.get_ranges(key, [(base + start, length)])[0]
     offsets, nbytes = parse_index(layout, raw, key, shard_len)
     present = offsets >= 0
     offsets[present] += base

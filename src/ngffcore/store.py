@@ -49,27 +49,33 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
 
-    def get_range(self, key: str, start: int, length: int) -> bytes | None:
-        """Bytes ``[start, start + length)``; None if the object does not exist."""
+    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
+        """The last (``suffix``) or first ``length`` bytes and the object's size, or None if
+        it does not exist. A shard index is read this way: one request, no size probe."""
         try:
             with open(self.local_path(key), "rb") as f:
-                f.seek(start)
-                return f.read(length)
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(0, size - length) if suffix else 0)
+                return f.read(length), size
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
 
-    def size(self, key: str) -> int | None:
-        """Object size in bytes (a local stat, free here), or None if it does not exist."""
-        try:
-            st = os.stat(self.local_path(key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return st.st_size if not os.path.isdir(self.local_path(key)) else None
-
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.get(k) for k in keys]
+
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Bytes ``[start, start + length)`` for each ``(start, length)`` of one object."""
+        try:
+            with open(self.local_path(key), "rb") as f:
+                out = []
+                for start, length in ranges:
+                    f.seek(start)
+                    out.append(f.read(length))
+                return out
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
 
 
 class _LoopThread:
@@ -127,12 +133,43 @@ class ObjectStore:
     def get(self, key: str) -> bytes | None:
         return _LoopThread.run(self._get(key))
 
-    def get_range(self, key: str, start: int, length: int) -> bytes | None:
-        return _LoopThread.run(
-            self._get(key, options={"range": (start, start + length)}))
+    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
+        """The last (``suffix``) or first ``length`` bytes and the object's size, from one
+        ranged GET (the response carries the size: no HEAD)."""
+        import obstore
+        from obstore.exceptions import NotFoundError as ObsNotFound
 
-    def size(self, key: str) -> int | None:
-        raise NotImplementedError("remote shard sizes come from the index request (issue 3)")
+        check_key(key)
+        rng: Any = {"suffix": length} if suffix else (0, length)
+
+        async def one() -> tuple[bytes, int] | None:
+            try:
+                result = await obstore.get_async(self.store, key, options={"range": rng})
+                data = bytes(await result.bytes_async())
+                return data, int(result.meta["size"])
+            except (ObsNotFound, FileNotFoundError):
+                return None
+            except Exception as exc:
+                raise self._error(key, exc) from exc
+
+        return _LoopThread.run(one())
+
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Bytes of each ``(start, length)`` of one object; obstore coalesces nearby ranges."""
+        import obstore
+
+        check_key(key)
+        starts = [r[0] for r in ranges]
+        ends = [r[0] + r[1] for r in ranges]
+
+        async def all_of() -> list[bytes]:
+            try:
+                parts = await obstore.get_ranges_async(self.store, key, starts=starts, ends=ends)
+            except Exception as exc:
+                raise self._error(key, exc) from exc
+            return [bytes(p) for p in parts]
+
+        return _LoopThread.run(all_of())
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         async def all_of() -> list[bytes | None]:
