@@ -35,48 +35,53 @@ class Selection:
 
 def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
     """numpy basic indexing restricted to ints, step-1 slices and one Ellipsis."""
-    items = selection if isinstance(selection, tuple) else (selection,)
-    n_ellipsis = sum(1 for s in items if s is Ellipsis)
-    if n_ellipsis > 1:
-        raise SelectionError("an index can only have a single ellipsis ('...')")
-    if n_ellipsis == 1:
-        i = next(k for k, s in enumerate(items) if s is Ellipsis)
-        fill = len(shape) - (len(items) - 1)
-        if fill < 0:
-            raise SelectionError(f"too many indices for array: array is {len(shape)}-"
-                                 f"dimensional, but {len(items) - 1} were indexed")
-        items = items[:i] + (slice(None),) * fill + items[i + 1:]
-    if len(items) > len(shape):
-        raise SelectionError(f"too many indices for array: array is {len(shape)}-dimensional,"
-                             f" but {len(items)} were indexed")
-    items = items + (slice(None),) * (len(shape) - len(items))
+    items = selection if type(selection) is tuple else (selection,)
+    ndim = len(shape)
+    ellipsis_at = -1
+    for k, item in enumerate(items):
+        if item is Ellipsis:
+            if ellipsis_at >= 0:
+                raise SelectionError("an index can only have a single ellipsis ('...')")
+            ellipsis_at = k
+    n_items = len(items) - (ellipsis_at >= 0)
+    if n_items > ndim:
+        raise SelectionError(f"too many indices for array: array is {ndim}-dimensional, but "
+                             f"{n_items} were indexed")
+    if ellipsis_at >= 0:
+        items = items[:ellipsis_at] + (slice(None),) * (ndim - n_items) + items[ellipsis_at + 1:]
+    elif n_items < ndim:
+        items = items + (slice(None),) * (ndim - n_items)
     start, stop, dropped = [], [], []
-    for axis, (item, n) in enumerate(zip(items, shape)):
-        if type(item) is int:  # the common case first
+    for axis in range(ndim):
+        item = items[axis]
+        n = shape[axis]
+        if type(item) is int:  # the common cases first
             if item < -n or item >= n:
                 raise SelectionError(f"index {item} is out of bounds for axis {axis} with "
                                      f"size {n}")
-            item = item + n if item < 0 else item
+            if item < 0:
+                item += n
             start.append(item)
             stop.append(item + 1)
             dropped.append(True)
-        elif isinstance(item, slice):
-            if item.step not in (None, 1):
+        elif type(item) is slice:
+            if item.step is not None and item.step != 1:
                 raise SelectionError(f"slice step {item.step!r} on axis {axis} is not supported"
                                      " (only step 1)")
             try:
-                a, b, _ = item.indices(n)
+                lo, hi, _ = item.indices(n)
             except TypeError:
                 raise SelectionError(f"slice bounds on axis {axis} must be integers, not "
                                      f"{item!r}") from None
-            start.append(a)
-            stop.append(max(a, b))
+            start.append(lo)
+            stop.append(hi if hi > lo else lo)
             dropped.append(False)
         elif isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)):
             i = int(item)
             if i < -n or i >= n:
                 raise SelectionError(f"index {i} is out of bounds for axis {axis} with size {n}")
-            i = i + n if i < 0 else i
+            if i < 0:
+                i += n
             start.append(i)
             stop.append(i + 1)
             dropped.append(True)
