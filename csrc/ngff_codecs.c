@@ -134,35 +134,47 @@ ngff_status ngff_codec_decoded_size(int32_t codec, const uint8_t *src, size_t sr
     }
 }
 
-static ngff_status decode_blosc(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,
-                                uint8_t *dst, size_t expected, char *detail)
+/* A blosc frame whose header says it decodes to `expected` bytes and fits in src. */
+static ngff_status blosc_frame(const uint8_t *src, size_t src_len, size_t expected,
+                               int32_t *cbytes, char *detail)
 {
-    int32_t nbytes, cbytes;
-    ngff_status st = blosc_header(src, src_len, &nbytes, &cbytes, detail);
-    if (st != NGFF_OK)
-        return st;
-    if ((size_t)nbytes != expected) {
+    int32_t nbytes;
+    ngff_status st = blosc_header(src, src_len, &nbytes, cbytes, detail);
+    if (st == NGFF_OK && (size_t)nbytes != expected) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: header says %d bytes, expected %zu", nbytes,
                  expected);
         return NGFF_ERR_SIZE_MISMATCH;
     }
+    return st;
+}
+
+/* A blosc call's return value as a status; a failed context is replaced (see reset_blosc). */
+static ngff_status blosc_result(ngff_codec_ctx *ctx, int rc, size_t want, char *detail)
+{
+    if (rc >= 0 && (size_t)rc == want)
+        return NGFF_OK;
+    reset_blosc(ctx);
+    if (rc < 0) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: %s", blosc2_error_string(rc));
+        return NGFF_ERR_CORRUPT;
+    }
+    snprintf(detail, NGFF_DETAIL_CAP, "blosc: decoded %d bytes, expected %zu", rc, want);
+    return NGFF_ERR_SIZE_MISMATCH;
+}
+
+static ngff_status decode_blosc(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,
+                                uint8_t *dst, size_t expected, char *detail)
+{
+    int32_t cbytes;
+    ngff_status st = blosc_frame(src, src_len, expected, &cbytes, detail);
+    if (st != NGFF_OK)
+        return st;
     if (expected > INT32_MAX) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: chunks over 2 GiB are not supported");
         return NGFF_ERR_UNSUPPORTED;
     }
     int rc = blosc2_decompress_ctx(ctx->blosc, src, (int32_t)cbytes, dst, (int32_t)expected);
-    if (rc < 0) {
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: %s", blosc2_error_string(rc));
-        reset_blosc(ctx);
-        return NGFF_ERR_CORRUPT;
-    }
-    if ((size_t)rc != expected) {
-        reset_blosc(ctx);
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: decoded %d bytes, expected %zu", rc,
-                 expected);
-        return NGFF_ERR_SIZE_MISMATCH;
-    }
-    return NGFF_OK;
+    return blosc_result(ctx, rc, expected, detail);
 }
 
 static ngff_status decode_zstd(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,
@@ -334,14 +346,9 @@ ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expecte
                               size_t *blocksize, size_t *typesize, char *detail)
 {
     int32_t nbytes, cbytes, bsize;
-    ngff_status st = blosc_header(src, src_len, &nbytes, &cbytes, detail);
+    ngff_status st = blosc_frame(src, src_len, expected, &cbytes, detail);
     if (st != NGFF_OK)
         return st;
-    if ((size_t)nbytes != expected) {
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: header says %d bytes, expected %zu", nbytes,
-                 expected);
-        return NGFF_ERR_SIZE_MISMATCH;
-    }
     if (blosc2_cbuffer_sizes(src, &nbytes, &cbytes, &bsize) < 0 || bsize <= 0) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: invalid block size");
         return NGFF_ERR_CORRUPT;
@@ -357,15 +364,10 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
                                     uint8_t *dst, size_t dst_cap, size_t *dst_origin,
                                     char *detail)
 {
-    int32_t nbytes, cbytes;
-    ngff_status st = blosc_header(src, src_len, &nbytes, &cbytes, detail);
+    int32_t cbytes;
+    ngff_status st = blosc_frame(src, src_len, expected, &cbytes, detail);
     if (st != NGFF_OK)
         return st;
-    if ((size_t)nbytes != expected) {
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: header says %d bytes, expected %zu", nbytes,
-                 expected);
-        return NGFF_ERR_SIZE_MISMATCH;
-    }
     size_t typesize = 0;
     int flags = 0;
     blosc1_cbuffer_metainfo(src, &typesize, &flags);
@@ -375,8 +377,8 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
     }
     size_t first = byte_start / typesize;
     size_t last = (byte_stop + typesize - 1) / typesize; /* exclusive */
-    if (last * typesize > (size_t)nbytes)
-        last = (size_t)nbytes / typesize;
+    if (last * typesize > expected)
+        last = expected / typesize;
     if (last * typesize < byte_stop) {
         /* trailing bytes that are not a whole item: only a full decode reaches them */
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: range ends in a partial item");
@@ -389,17 +391,6 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
     }
     int rc = blosc2_getitem_ctx(ctx->blosc, src, cbytes, (int)first, (int)(last - first), dst,
                                 (int32_t)dst_cap);
-    if (rc < 0) {
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: %s", blosc2_error_string(rc));
-        reset_blosc(ctx);
-        return NGFF_ERR_CORRUPT;
-    }
-    if ((size_t)rc != want) {
-        reset_blosc(ctx);
-        snprintf(detail, NGFF_DETAIL_CAP, "blosc: decoded %d bytes of items, expected %zu", rc,
-                 want);
-        return NGFF_ERR_SIZE_MISMATCH;
-    }
     *dst_origin = first * typesize;
-    return NGFF_OK;
+    return blosc_result(ctx, rc, want, detail);
 }

@@ -9,7 +9,7 @@ import numpy as np
 
 from ngffcore import _core
 from ngffcore.errors import MetadataError, NotFoundError, OutputError
-from ngffcore.fetch import Source, chunk_sources
+from ngffcore.fetch import Source, chunk_sources, load_source
 from ngffcore.location import open_store
 from ngffcore.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
 from ngffcore.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
@@ -181,17 +181,7 @@ class Array:
         sel = normalize_selection(selection, self._meta.shape)
         plan = self._plan_selection(sel)
         sources, names = chunk_sources(self._store, plan)
-        loaded: list[Source] = []
-        for s in sources:
-            if isinstance(s, tuple):
-                path, off, ln = s
-                try:
-                    with open(path, "rb") as f:
-                        f.seek(off)
-                        s = f.read() if ln < 0 else f.read(ln)
-                except FileNotFoundError:
-                    s = None
-            loaded.append(s)
+        loaded: list[Source] = [load_source(s) for s in sources]
         return PrefetchedRead(self, sel, plan, loaded, names)
 
 

@@ -107,20 +107,24 @@ def _nested(store: Store, key: str, plan: ChunkPlan, idx: np.ndarray, offs: np.n
     return offs, lens
 
 
+def load_source(source: Source) -> bytes | None:
+    """The encoded bytes of a source (a local file range is read here, in Python)."""
+    if not isinstance(source, tuple):
+        return source
+    path, off, ln = source
+    try:
+        with open(path, "rb") as f:
+            f.seek(off)
+            return f.read() if ln < 0 else f.read(ln)
+    except FileNotFoundError:
+        return None
+
+
 def _python_stages(plan: ChunkPlan, source: Source, name: str) -> Source:
     """bz2 / lzma, which the core does not link: decoded here (the GIL is released inside)."""
-    if source is None:
+    data = load_source(source)
+    if data is None:
         return None
-    if isinstance(source, tuple):
-        path, off, ln = source
-        try:
-            with open(path, "rb") as f:
-                f.seek(off)
-                data = f.read() if ln < 0 else f.read(ln)
-        except FileNotFoundError:
-            return None
-    else:
-        data = source
     for stage in plan.codec.python_stages:
         try:
             data = stage(data)
