@@ -8,6 +8,7 @@ GIL released.
 from ngffcore._core import get_num_threads, set_num_threads
 from ngffcore.array import Array, open_array
 from ngffcore.errors import (
+    AuthError,
     DecodeError,
     MetadataError,
     NgffError,
@@ -35,4 +36,5 @@ __all__ = [
     "SelectionError",
     "OutputError",
     "StoreError",
+    "AuthError",
 ]

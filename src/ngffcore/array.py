@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import numpy as np
 
-from ngffcore import _core
+from ngffcore import _core, remote
 from ngffcore.errors import MetadataError, NotFoundError, OutputError
 from ngffcore.fetch import Source, chunk_sources, load_source
 from ngffcore.location import open_store
 from ngffcore.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
 from ngffcore.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
-from ngffcore.store import Store
+from ngffcore.store import ObjectStore, RequestStats, Store, run_on_io_loop
 
 
 def open_array(location: Any, *, zarr_format: int | None = None, **store_options: Any
@@ -35,12 +36,15 @@ class Array:
     ``...``), boxes are half-open.
     """
 
-    __slots__ = ("_store", "_meta", "path")
+    __slots__ = ("_store", "_meta", "path", "_index_cache")
 
     def __init__(self, store: Store, meta: ArrayMetadata, path: str = "") -> None:
         self._store = store
         self._meta = meta
         self.path = path
+        # shard key -> parsed index (or None: no such shard); remote stores only, since a
+        # local index costs one pread and a cached one could go stale under a writer
+        self._index_cache: dict[str, Any] = {}
 
     @classmethod
     def _open(cls, store: Store, zarr_format: int | None, path: str = "") -> "Array":
@@ -139,9 +143,42 @@ class Array:
         if out.size == 0:
             return out
         plan = self._plan_selection(sel)
+        if isinstance(self._store, ObjectStore):
+            # on ngffcore's own event loop thread: works even inside a running event loop
+            run_on_io_loop(self._read_remote(plan, sel, out))
+            return out
         sources, names = chunk_sources(self._store, plan)
         self._decode(plan, sources, names, sel, out)
         return out
+
+    async def read_async(self, selection: Any = Ellipsis, out: np.ndarray | None = None
+                         ) -> np.ndarray:
+        """``read`` for asyncio code. Remote reads run on the caller's loop; cancelling one
+        cancels its outstanding requests (a decode batch already in the core finishes first,
+        so nothing writes into ``out`` after this returns or raises)."""
+        sel = normalize_selection(selection, self._meta.shape)
+        out = self._output(sel, out)
+        if out.size == 0:
+            return out
+        plan = self._plan_selection(sel)
+        if isinstance(self._store, ObjectStore):
+            await self._read_remote(plan, sel, out)
+            return out
+        loop = asyncio.get_running_loop()
+        sources, names = await loop.run_in_executor(None, chunk_sources, self._store, plan)
+        await asyncio.shield(loop.run_in_executor(
+            None, self._decode, plan, sources, names, sel, out))
+        return out
+
+    async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
+        assert isinstance(self._store, ObjectStore)
+        await remote.read_into(self._store, plan, self._core_view(sel, out), self._index_cache)
+
+    @property
+    def stats(self) -> RequestStats | None:
+        """Requests sent by this array's store (shared by arrays on the same store); None for
+        local stores, which send none."""
+        return self._store.stats if isinstance(self._store, ObjectStore) else None
 
     def _output(self, sel: Selection, out: np.ndarray | None) -> np.ndarray:
         shape = sel.out_shape
@@ -168,12 +205,16 @@ class Array:
 
     def _decode(self, plan: ChunkPlan, sources: list[Source], names: list[str],
                 sel: Selection, out: np.ndarray) -> None:
-        # the core writes boxes of an ndim-dimensional output: give dropped axes back as
-        # length-1 axes of a view (no copy)
-        view = out[tuple(None if d else slice(None) for d in sel.dropped)] \
-            if any(sel.dropped) else out
-        pipeline = plan.codec.pipeline
-        _core.decode_batch(pipeline, view, plan.boxes, sources, names)
+        _core.decode_batch(plan.codec.pipeline, self._core_view(sel, out), plan.boxes, sources,
+                           names)
+
+    @staticmethod
+    def _core_view(sel: Selection, out: np.ndarray) -> np.ndarray:
+        """The core writes boxes of an ndim-dimensional output: dropped axes come back as
+        length-1 axes of a view (no copy)."""
+        if any(sel.dropped):
+            return out[tuple(None if d else slice(None) for d in sel.dropped)]
+        return out
 
     def _prefetch(self, selection: Any = Ellipsis) -> "PrefetchedRead":
         """Read every needed chunk's bytes into memory now; ``.run(out)`` then decodes and

@@ -18,6 +18,7 @@ __all__ = [
     "SelectionError",
     "OutputError",
     "StoreError",
+    "AuthError",
     "raise_for_status",
 ]
 
@@ -79,6 +80,10 @@ class StoreError(NgffError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class AuthError(StoreError, PermissionError):
+    """The store refused access (HTTP 401/403). Names the location."""
 
 
 # Native status codes (csrc/ngff_status.h), by name, to the exception they become.

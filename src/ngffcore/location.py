@@ -11,14 +11,18 @@ from ngffcore.store import LocalStore, ObjectStore, Store
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "http", "https")
 
 
-def open_store(location: Any, **store_options: Any) -> Store:
+def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = False,
+               **store_options: Any) -> Store:
     """A store rooted at ``location``: a local path, ``file://`` URL, ``s3://``, ``gs://``,
-    ``az://``, ``http(s)://`` URL, or an obstore store object. ``store_options`` go to
-    obstore (endpoint, region, credentials, ``skip_signature``, ``client_options``, …)."""
+    ``az://``, ``http(s)://`` URL, or an obstore store object. ``concurrency`` bounds requests
+    in flight per read; ``missing_on_403`` reads objects answered 403 as missing (for buckets
+    that hide existence; off by default). Other ``store_options`` go to obstore (endpoint,
+    region, credentials, ``skip_signature``, ``client_options``, ``retry_config``, …)."""
     if isinstance(location, (LocalStore, ObjectStore)):
         return location
     if type(location).__module__.startswith("obstore"):
-        return ObjectStore(location, url=repr(location))
+        return ObjectStore(location, url=repr(location), concurrency=concurrency,
+                           missing_on_403=missing_on_403)
     if isinstance(location, os.PathLike):
         location = os.fspath(location)
     if not isinstance(location, str):
@@ -38,6 +42,7 @@ def open_store(location: Any, **store_options: Any) -> Store:
         from obstore.store import from_url
 
         return ObjectStore(from_url(location.rstrip("/"), **store_options),
-                           url=location.rstrip("/"))
+                           url=location.rstrip("/"), concurrency=concurrency,
+                           missing_on_403=missing_on_403)
     raise ValueError(f"unsupported location scheme {scheme!r} (supported: file, "
                      f"{', '.join(REMOTE_SCHEMES)})")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Coroutine, TypeVar
 
-from ngffcore.errors import NotFoundError, StoreError
+from ngffcore.errors import AuthError, NotFoundError, StoreError
 
 T = TypeVar("T")
 
@@ -95,13 +96,62 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
 
 
-class ObjectStore:
-    """Any obstore store (S3, GCS, Azure, HTTP, …). Thread-safe."""
+class RequestStats:
+    """Requests one store has sent, by kind (thread-safe counters; ``snapshot()`` to read).
 
-    def __init__(self, store: Any, url: str, concurrency: int = 64) -> None:
+    ``get``: whole-object GETs; ``range_get``: GETs of ``[start, end)`` ranges (obstore may
+    merge nearby ranges into one request: counted as sent); ``suffix_get``: GETs of an object's
+    last bytes (shard indexes); ``not_found``: GETs answered 404 (read as fill value); ``bytes``:
+    body bytes received; ``seconds``: summed request latency. A store never sends HEAD or LIST.
+    """
+
+    FIELDS = ("get", "range_get", "suffix_get", "not_found", "errors", "bytes", "seconds")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, float] = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                self._counts[name] += value
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def requests(self) -> int:
+        c = self.snapshot()
+        return int(c["get"] + c["range_get"] + c["suffix_get"])
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(self.FIELDS, 0)
+
+    def __repr__(self) -> str:
+        return f"RequestStats({self.snapshot()})"
+
+
+def run_on_io_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on ngffcore's private event loop thread and wait for it."""
+    return _LoopThread.run(coro)
+
+
+class ObjectStore:
+    """Any obstore store (S3, GCS, Azure, HTTP, …). Thread-safe; usable from any event loop.
+
+    ``concurrency`` bounds requests in flight per read; ``missing_on_403`` reads objects
+    answered 403 as missing (buckets that hide existence), off by default.
+    """
+
+    def __init__(self, store: Any, url: str, concurrency: int = 64,
+                 missing_on_403: bool = False) -> None:
         self.store = store
         self.url = url
         self.concurrency = concurrency
+        self.missing_on_403 = missing_on_403
+        self.stats = RequestStats()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -110,75 +160,86 @@ class ObjectStore:
         return None
 
     def _error(self, key: str, exc: Exception) -> StoreError:
+        from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+        if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
+            return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
         return StoreError(f"cannot read {self.url}/{key}: {exc}", key=key)
 
-    async def _get(self, key: str, sem: asyncio.Semaphore | None = None,
-                   options: dict[str, Any] | None = None) -> bytes | None:
+    async def _request(self, key: str, kind: str, options: dict[str, Any] | None
+                       ) -> tuple[bytes, int] | None:
+        """One GET; (body, object size) or None for a missing object."""
         import obstore
         from obstore.exceptions import NotFoundError as ObsNotFound
+        from obstore.exceptions import PermissionDeniedError
 
         check_key(key)
+        t0 = time.perf_counter()
         try:
-            if sem is None:
-                result = await obstore.get_async(self.store, key, options=options)
-                return bytes(await result.bytes_async())
-            async with sem:
-                result = await obstore.get_async(self.store, key, options=options)
-                return bytes(await result.bytes_async())
+            result = await obstore.get_async(self.store, key, options=options)
+            data = bytes(await result.bytes_async())
         except (ObsNotFound, FileNotFoundError):
+            self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t0})
             return None
-        except Exception as exc:  # obstore raises many kinds; all become StoreError
+        except PermissionDeniedError as exc:
+            self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t0})
+            if self.missing_on_403:
+                return None
             raise self._error(key, exc) from exc
+        except Exception as exc:  # obstore raises many kinds; all become StoreError
+            self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t0})
+            raise self._error(key, exc) from exc
+        self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t0})
+        return data, int(result.meta["size"])
 
-    def get(self, key: str) -> bytes | None:
-        return _LoopThread.run(self._get(key))
+    async def get_async(self, key: str) -> bytes | None:
+        got = await self._request(key, "get", None)
+        return None if got is None else got[0]
 
-    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
+    async def get_end_async(self, key: str, length: int, *, suffix: bool
+                            ) -> tuple[bytes, int] | None:
         """The last (``suffix``) or first ``length`` bytes and the object's size, from one
         ranged GET (the response carries the size: no HEAD)."""
-        import obstore
-        from obstore.exceptions import NotFoundError as ObsNotFound
-
-        check_key(key)
         rng: Any = {"suffix": length} if suffix else (0, length)
+        return await self._request(key, "suffix_get" if suffix else "range_get",
+                                   {"range": rng})
 
-        async def one() -> tuple[bytes, int] | None:
-            try:
-                result = await obstore.get_async(self.store, key, options={"range": rng})
-                data = bytes(await result.bytes_async())
-                return data, int(result.meta["size"])
-            except (ObsNotFound, FileNotFoundError):
-                return None
-            except Exception as exc:
-                raise self._error(key, exc) from exc
+    async def get_ranges_async(self, key: str, ranges: Sequence[tuple[int, int]]
+                               ) -> list[bytes]:
+        """Bytes of each ``(start, length)`` of one object, one ranged GET per range. Nearby
+        ranges are merged by the caller (see ``coalesce``)."""
+        parts = await asyncio.gather(*(
+            self._request(key, "range_get", {"range": (start, start + length)})
+            for start, length in ranges))
+        out = []
+        for (start, length), part in zip(ranges, parts):
+            if part is None:
+                raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+            out.append(part[0])
+        return out
 
-        return _LoopThread.run(one())
+    def get(self, key: str) -> bytes | None:
+        return _LoopThread.run(self.get_async(key))
+
+    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
+        return _LoopThread.run(self.get_end_async(key, length, suffix=suffix))
 
     def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Bytes of each ``(start, length)`` of one object; obstore coalesces nearby ranges."""
-        import obstore
-
-        check_key(key)
-        starts = [r[0] for r in ranges]
-        ends = [r[0] + r[1] for r in ranges]
-
-        async def all_of() -> list[bytes]:
-            try:
-                parts = await obstore.get_ranges_async(self.store, key, starts=starts, ends=ends)
-            except Exception as exc:
-                raise self._error(key, exc) from exc
-            return [bytes(p) for p in parts]
-
-        return _LoopThread.run(all_of())
+        return _LoopThread.run(self.get_ranges_async(key, ranges))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         async def all_of() -> list[bytes | None]:
             sem = asyncio.Semaphore(self.concurrency)
-            return list(await asyncio.gather(*(self._get(k, sem) for k in keys)))
+
+            async def one(k: str) -> bytes | None:
+                async with sem:
+                    return await self.get_async(k)
+
+            return list(await asyncio.gather(*(one(k) for k in keys)))
 
         return _LoopThread.run(all_of())
 
 
 Store = LocalStore | ObjectStore
 
-__all__ = ["LocalStore", "ObjectStore", "Store", "check_key", "NotFoundError"]
+__all__ = ["LocalStore", "ObjectStore", "RequestStats", "Store", "check_key"]

@@ -1,0 +1,244 @@
+"""Reads from object stores: every request in flight at once, decoded as bytes arrive.
+
+After metadata is cached, a read sends exactly one GET per needed chunk object; for a
+sharded array one suffix (or prefix) GET per shard index (cached on the array), then ranged
+GETs for the needed inner chunks, nearby ranges merged, the whole shard in one GET when most
+of it is needed. Never a HEAD or LIST. While responses arrive, the chunks received so far are
+decoded and scattered in one native call per batch (GIL released), so network and decode
+overlap; results do not depend on the order responses arrive in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ngffcore import _core
+from ngffcore.errors import DecodeError, ShardIndexError
+from ngffcore.plan import ChunkPlan
+from ngffcore.shard import index_range, parse_index
+from ngffcore.store import ObjectStore
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Request policy of remote reads (all sizes in bytes)."""
+
+    coalesce_gap: int = 256 * 1024  # merge inner-chunk ranges separated by at most this
+    whole_shard_fraction: float = 0.5  # fetch the whole shard when this much of it is needed
+    max_bytes_in_flight: int = 512 * 1024 * 1024  # received but not yet decoded
+
+
+ShardIndex = tuple[np.ndarray, np.ndarray, int]  # offsets, nbytes, shard size
+
+
+class _Budget:
+    """Bytes received and not yet decoded. New requests wait while the budget is spent;
+    a request is always allowed when nothing is held, so huge chunks still make progress."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.cond = asyncio.Condition()
+
+    async def wait_for_room(self) -> None:
+        async with self.cond:
+            await self.cond.wait_for(lambda: self.held < self.limit)
+
+    def take(self, n: int) -> None:
+        self.held += n
+
+    async def give_back(self, n: int) -> None:
+        async with self.cond:
+            self.held -= n
+            self.cond.notify_all()
+
+
+class _Decoder:
+    """Consumes (chunk index, source) pairs and decodes them in batches on a worker thread:
+    whatever arrived while the previous batch was decoding forms the next batch."""
+
+    def __init__(self, plan: ChunkPlan, out: np.ndarray, names: list[str], budget: _Budget
+                 ) -> None:
+        self.plan = plan
+        self.out = out
+        self.names = names
+        self.budget = budget
+        self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
+        self.stages: tuple[Callable[[bytes], bytes], ...] = plan.codec.python_stages
+
+    def put(self, index: int, source: bytes | None) -> None:
+        if source is not None:
+            self.budget.take(len(source))
+        self.queue.put_nowait((index, source))
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    def _decode(self, batch: list[tuple[int, Any]]) -> None:
+        idx = np.fromiter((i for i, _ in batch), dtype=np.int64, count=len(batch))
+        sources = [s for _, s in batch]
+        names = [self.names[i] for i in idx.tolist()]
+        if self.stages:
+            for k, (s, name) in enumerate(zip(sources, names)):
+                for stage in self.stages:
+                    if sources[k] is None:
+                        break
+                    try:
+                        sources[k] = stage(sources[k])
+                    except (OSError, ValueError, EOFError) as exc:
+                        raise DecodeError(f"data is corrupt in chunk {name!r}: {exc}",
+                                          key=name, codec=getattr(stage, "__module__", None)
+                                          ) from None
+        _core.decode_batch(self.plan.codec.pipeline, self.out,
+                           np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        done = False
+        while not done:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            if batch[-1] is None or None in batch:
+                done = True
+                batch = [b for b in batch if b is not None]
+            if not batch:
+                continue
+            held = sum(len(s) for _, s in batch if s is not None)
+            try:
+                # shielded: a cancelled read still waits for the batch it handed to the core,
+                # so no native work writes into `out` after the read has returned
+                await asyncio.shield(loop.run_in_executor(None, self._decode, batch))
+            finally:
+                await self.budget.give_back(held)
+
+
+def _coalesce(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int, list]]:
+    """Merge ``(start, length, chunk index)`` ranges into requests ``(start, end, members)``."""
+    merged: list[tuple[int, int, list]] = []
+    for start, length, i in sorted(ranges):
+        end = start + length
+        if merged and start - merged[-1][1] <= gap:
+            s0, e0, members = merged[-1]
+            members.append((start, length, i))
+            merged[-1] = (s0, max(e0, end), members)
+        else:
+            merged.append((start, end, [(start, length, i)]))
+    return merged
+
+
+async def _shard_index(store: ObjectStore, key: str, plan: ChunkPlan,
+                       cache: dict[str, ShardIndex | None]) -> ShardIndex | None:
+    if key in cache:
+        return cache[key]
+    layout = plan.levels[0]
+    got = await store.get_end_async(key, layout.index_nbytes, suffix=layout.index_at_end)
+    if got is None:
+        cache[key] = None
+        return None
+    raw, size = got
+    if size < layout.index_nbytes:
+        raise ShardIndexError(f"shard index of {key!r}: shard is {size} bytes, too short for "
+                              f"an index of {layout.index_nbytes} bytes", key=key,
+                              codec="sharding_indexed")
+    offsets, nbytes = parse_index(layout, raw, key, size)
+    cache[key] = (offsets, nbytes, size)
+    return cache[key]
+
+
+async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
+                    index_cache: dict[str, ShardIndex | None],
+                    options: RemoteOptions = RemoteOptions()) -> None:
+    """Fetch and decode every chunk of ``plan`` into ``out`` (an ndim-dimensional view)."""
+    n = len(plan)
+    names = list(plan.keys) if not plan.levels else [
+        f"{k}[{int(i)}]" for k, i in zip(plan.keys, plan.inner[:, 0])]  # type: ignore[index]
+    budget = _Budget(options.max_bytes_in_flight)
+    decoder = _Decoder(plan, out, names, budget)
+    sem = asyncio.Semaphore(store.concurrency)
+
+    async def get_chunk(i: int) -> None:
+        await budget.wait_for_room()
+        async with sem:
+            data = await store.get_async(plan.keys[i])
+        decoder.put(i, data)
+
+    async def get_shard(key: str, members: list[int]) -> None:
+        async with sem:
+            index = await _shard_index(store, key, plan, index_cache)
+        if index is None:
+            for i in members:
+                decoder.put(i, None)
+            return
+        offsets, nbytes, size = index
+        lin = plan.inner[members, 0]  # type: ignore[index]
+        ranges = []
+        for i, off, ln in zip(members, offsets[lin].tolist(), nbytes[lin].tolist()):
+            if off < 0:
+                decoder.put(i, None)  # empty inner chunk: fill value
+            else:
+                ranges.append((off, ln, i))
+        if not ranges:
+            return
+        if len(plan.levels) > 1:
+            raise NotImplementedError("nested sharding is not yet read from object stores")
+        needed = sum(r[1] for r in ranges)
+        index_start, _ = index_range(plan.levels[0], size)
+        if needed >= options.whole_shard_fraction * size:
+            requests = [(0, size, ranges)]
+        else:
+            requests = _coalesce(ranges, options.coalesce_gap)
+
+        async def one(start: int, end: int, parts: list) -> None:
+            await budget.wait_for_room()
+            async with sem:
+                if start == 0 and end == size:
+                    data = await store.get_async(key)
+                else:
+                    data = (await store.get_ranges_async(key, [(start, end - start)]))[0]
+            if data is None or len(data) != end - start:
+                raise ShardIndexError(f"shard {key!r}: expected {end - start} bytes at "
+                                      f"{start}, got {0 if data is None else len(data)}",
+                                      key=key, codec="sharding_indexed")
+            view = memoryview(data)
+            for off, ln, i in parts:
+                decoder.put(i, view[off - start: off - start + ln])
+
+        await asyncio.gather(*(one(s, e, p) for s, e, p in requests))
+
+    if not plan.levels:
+        jobs = [get_chunk(i) for i in range(n)]
+    else:
+        by_shard: dict[str, list[int]] = defaultdict(list)
+        for i, key in enumerate(plan.keys):
+            by_shard[key].append(i)
+        jobs = [get_shard(k, m) for k, m in by_shard.items()]
+
+    consumer = asyncio.ensure_future(decoder.run())
+    fetches = [asyncio.ensure_future(j) for j in jobs]
+
+    def stop_fetching(task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            for f in fetches:
+                f.cancel()
+
+    consumer.add_done_callback(stop_fetching)  # a chunk failed to decode: stop asking
+    try:
+        await asyncio.gather(*fetches)
+    except BaseException:
+        for f in fetches:
+            f.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
+        decoder.close()
+        # let the batch already handed to the core finish before the error propagates
+        await asyncio.gather(consumer, return_exceptions=True)
+        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+            raise consumer.exception() from None  # type: ignore[misc]
+        raise
+    decoder.close()
+    await consumer

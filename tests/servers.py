@@ -1,0 +1,156 @@
+"""Servers the remote tests talk to, on 127.0.0.1, started and stopped by fixtures.
+
+``RangeServer`` is a small HTTP/1.1 file server with Range support (``bytes=a-b``, ``a-``,
+``-n``), injected latency, a log of every request, and per-path fault injection. It is ours
+rather than a library's so each test can assert the exact requests a read sent.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    range: str | None
+
+
+@dataclass
+class ServerState:
+    root: str
+    latency: float = 0.0
+    log: list[Request] = field(default_factory=list)
+    # path -> faults consumed one per request: "500", "503", "403", "401", "reset",
+    # "truncate", "slow:<seconds>"
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def requests(self, method: str | None = None) -> list[Request]:
+        with self.lock:
+            return [r for r in self.log if method is None or r.method == method]
+
+    def counts(self) -> Counter:
+        with self.lock:
+            return Counter(r.method for r in self.log)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.log.clear()
+
+
+def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _record(self) -> str | None:
+            path = self.path.split("?", 1)[0]
+            with state.lock:
+                state.log.append(Request(self.command, path, self.headers.get("Range")))
+                queue = state.faults.get(path)
+                fault = queue.pop(0) if queue else None
+            if state.latency:
+                time.sleep(state.latency)
+            return fault
+
+        def _plain(self, code: int) -> None:
+            body = f"{code}\n".encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:  # recorded so tests can assert there are none
+            self._record()
+            self._plain(405)
+
+        def do_GET(self) -> None:
+            fault = self._record()
+            if fault in ("500", "503", "403", "401"):
+                return self._plain(int(fault))
+            if fault == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.close_connection = True
+                return
+            if fault and fault.startswith("slow:"):
+                time.sleep(float(fault[5:]))
+            rel = os.path.normpath(self.path.split("?", 1)[0].lstrip("/"))
+            path = os.path.join(state.root, rel)
+            if rel.startswith("..") or not os.path.isfile(path):
+                return self._plain(404)
+            with open(path, "rb") as f:
+                data = f.read()
+            rng = self.headers.get("Range")
+            start, end, code = 0, len(data), 200
+            if rng:
+                m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
+                if not m or (not m.group(1) and not m.group(2)):
+                    return self._plain(416)
+                a, b = m.groups()
+                if not a:
+                    start = max(0, len(data) - int(b))
+                else:
+                    start, end = int(a), min(len(data), int(b) + 1 if b else len(data))
+                if start >= len(data) or start >= end:
+                    return self._plain(416)
+                code = 206
+            body = data[start:end]
+            self.send_response(code)
+            if code == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if fault == "truncate":
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # clients that cancel reads hang up mid-response: expected here, not an error
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class RangeServer:
+    """``with RangeServer(root) as srv: srv.url`` — serves ``root`` until the block ends."""
+
+    def __init__(self, root: str, latency: float = 0.0) -> None:
+        self.state = ServerState(root=root, latency=latency)
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self.state))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> "RangeServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
