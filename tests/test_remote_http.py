@@ -232,3 +232,17 @@ def test_cancelling_read_async_leaves_nothing_running(server):
         return others
 
     assert asyncio.run(main()) == []
+
+
+def test_nested_shards_over_http(tmp_path):
+    data = np.random.default_rng(5).integers(0, 1000, (32, 40)).astype("int32")
+    inner = ShardingCodec(chunk_shape=(4, 5), codecs=[BytesCodec(), ZstdCodec()])
+    z = zarr.create_array(tmp_path / "nested", shape=data.shape, chunks=(16, 20),
+                          serializer=ShardingCodec(chunk_shape=(8, 10), codecs=[inner]),
+                          compressors=None, dtype=data.dtype, fill_value=-1)
+    z[:20] = data[:20]
+    with RangeServer(str(tmp_path)) as srv:
+        a = ngffcore.open_array(f"{srv.url}/nested", **HTTP)
+        for sel in [Ellipsis, (slice(3, 17), slice(4, 33)), (19, slice(None))]:
+            np.testing.assert_array_equal(a[sel], z[sel])
+        assert srv.state.counts()["HEAD"] == 0

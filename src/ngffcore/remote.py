@@ -151,6 +151,31 @@ async def _shard_index(store: ObjectStore, key: str, plan: ChunkPlan,
     return cache[key]
 
 
+def _descend(plan: ChunkPlan, i: int, name: str, region: memoryview, base: int,
+             cache: dict[Any, Any]) -> memoryview | None:
+    """Follow nested shard indexes inside ``region`` (bytes already fetched) down to chunk
+    ``i``'s innermost bytes; None if it is empty at some level. Indexes parsed once each."""
+    for level in range(1, len(plan.levels)):
+        layout = plan.levels[level]
+        key = (level, base)
+        if key not in cache:
+            if len(region) < layout.index_nbytes:
+                raise ShardIndexError(f"nested shard of {name!r}: {len(region)} bytes, too "
+                                      f"short for an index of {layout.index_nbytes} bytes",
+                                      key=name, codec="sharding_indexed")
+            start, length = index_range(layout, len(region))
+            cache[key] = parse_index(layout, bytes(region[start:start + length]), name,
+                                     len(region))
+        offsets, nbytes = cache[key]
+        lin = int(plan.inner[i, level])  # type: ignore[index]
+        off = int(offsets[lin])
+        if off < 0:
+            return None
+        region = region[off:off + int(nbytes[lin])]
+        base += off
+    return region
+
+
 async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                     index_cache: dict[str, ShardIndex | None],
                     options: RemoteOptions = RemoteOptions()) -> None:
@@ -185,8 +210,6 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                 ranges.append((off, ln, i))
         if not ranges:
             return
-        if len(plan.levels) > 1:
-            raise NotImplementedError("nested sharding is not yet read from object stores")
         needed = sum(r[1] for r in ranges)
         index_start, _ = index_range(plan.levels[0], size)
         if needed >= options.whole_shard_fraction * size:
@@ -206,8 +229,12 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                                       f"{start}, got {0 if data is None else len(data)}",
                                       key=key, codec="sharding_indexed")
             view = memoryview(data)
+            nested: dict[int, Any] = {}
             for off, ln, i in parts:
-                decoder.put(i, view[off - start: off - start + ln])
+                region = view[off - start: off - start + ln]
+                if len(plan.levels) > 1:
+                    region = _descend(plan, i, names[i], region, off, nested)
+                decoder.put(i, region)
 
         await asyncio.gather(*(one(s, e, p) for s, e, p in requests))
 
