@@ -246,3 +246,22 @@ def test_nested_shards_over_http(tmp_path):
         for sel in [Ellipsis, (slice(3, 17), slice(4, 33)), (19, slice(None))]:
             np.testing.assert_array_equal(a[sel], z[sel])
         assert srv.state.counts()["HEAD"] == 0
+
+
+def test_plan_is_a_dry_run_that_matches_the_read(server):
+    srv, _ = server
+    a = ngffcore.open_array(f"{srv.url}/v3", **HTTP)
+    sel = (slice(3, 13), slice(3, 13))
+    srv.state.clear()
+    before = a.plan(sel)
+    assert srv.state.requests() == []  # planning sends nothing
+    assert [r.kind for r in before] == ["suffix_get", "range_get"]
+    a[sel]
+    after = a.plan(sel)  # index cached: exact ranges now
+    data_requests = [r for r in srv.state.requests() if not r.range.startswith("bytes=-")]
+    assert len(after) == len(data_requests)
+    assert sorted((r.start, r.end - 1) for r in after) == sorted(
+        tuple(int(x) for x in r.range[len("bytes="):].split("-")) for r in data_requests)
+    b = ngffcore.open_array(f"{srv.url}/v2", zarr_format=2, **HTTP)
+    assert [(r.kind, r.key) for r in b.plan((slice(0, 8), slice(0, 32)))] == [
+        ("get", "0.0"), ("get", "0.1")]

@@ -174,6 +174,16 @@ class Array:
         assert isinstance(self._store, ObjectStore)
         await remote.read_into(self._store, plan, self._core_view(sel, out), self._index_cache)
 
+    def plan(self, selection: Any = Ellipsis) -> list[remote.PlannedRequest]:
+        """The requests a read of ``selection`` would send now, sending none (a dry run).
+
+        Remote stores: one ``get`` per chunk object; for shards, the index request (until it
+        is cached) and the coalesced ranged reads. Local stores: one ``get`` per chunk object
+        (a file read)."""
+        plan = self._plan(selection)
+        cache = self._index_cache if isinstance(self._store, ObjectStore) else {}
+        return remote.planned_requests(plan, cache)
+
     @property
     def stats(self) -> RequestStats | None:
         """Requests sent by this array's store (shared by arrays on the same store); None for

@@ -132,6 +132,61 @@ def _coalesce(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, i
     return merged
 
 
+def shard_requests(ranges: list[tuple[int, int, int]], size: int, options: RemoteOptions
+                   ) -> list[tuple[int, int, list]]:
+    """The data requests for one shard: the whole object when most of it is needed, else the
+    inner-chunk ranges ``(start, length, chunk)`` merged across small gaps."""
+    if sum(r[1] for r in ranges) >= options.whole_shard_fraction * size:
+        return [(0, size, ranges)]
+    return _coalesce(ranges, options.coalesce_gap)
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request a read would send. ``start``/``end``: half-open byte range, None for the
+    whole object; both None with kind "range_get" when the range awaits a shard index."""
+
+    kind: str  # "get", "range_get" or "suffix_get"
+    key: str
+    start: int | None = None
+    end: int | None = None
+    chunks: int = 1  # chunks this request serves
+
+
+def planned_requests(plan: ChunkPlan, index_cache: dict[str, ShardIndex | None],
+                     options: RemoteOptions = RemoteOptions()) -> list[PlannedRequest]:
+    """The requests a read of ``plan`` would send now, without sending any. Shards whose
+    index is not cached yet show their index request and one placeholder data request."""
+    if not plan.levels:
+        return [PlannedRequest("get", k) for k in plan.keys]
+    out: list[PlannedRequest] = []
+    by_shard: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(plan.keys):
+        by_shard[key].append(i)
+    for key, members in by_shard.items():
+        if key not in index_cache:
+            layout = plan.levels[0]
+            out.append(PlannedRequest("suffix_get" if layout.index_at_end else "range_get", key,
+                                      None if layout.index_at_end else 0,
+                                      None if layout.index_at_end else layout.index_nbytes))
+            out.append(PlannedRequest("range_get", key, chunks=len(members)))
+            continue
+        index = index_cache[key]
+        if index is None:
+            continue  # known missing: nothing to ask
+        offsets, nbytes, size = index
+        lin = plan.inner[members, 0]  # type: ignore[index]
+        ranges = [(o, n, i) for i, o, n in zip(members, offsets[lin].tolist(),
+                                               nbytes[lin].tolist()) if o >= 0]
+        if ranges:
+            for start, end, parts in shard_requests(ranges, size, options):
+                whole = start == 0 and end == size
+                out.append(PlannedRequest("get" if whole else "range_get", key,
+                                          None if whole else start, None if whole else end,
+                                          len(parts)))
+    return out
+
+
 async def _shard_index(store: ObjectStore, key: str, plan: ChunkPlan,
                        cache: dict[str, ShardIndex | None]) -> ShardIndex | None:
     if key in cache:
@@ -210,12 +265,7 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                 ranges.append((off, ln, i))
         if not ranges:
             return
-        needed = sum(r[1] for r in ranges)
-        index_start, _ = index_range(plan.levels[0], size)
-        if needed >= options.whole_shard_fraction * size:
-            requests = [(0, size, ranges)]
-        else:
-            requests = _coalesce(ranges, options.coalesce_gap)
+        requests = shard_requests(ranges, size, options)
 
         async def one(start: int, end: int, parts: list) -> None:
             await budget.wait_for_room()
