@@ -265,3 +265,10 @@ def test_plan_is_a_dry_run_that_matches_the_read(server):
     b = ngffcore.open_array(f"{srv.url}/v2", zarr_format=2, **HTTP)
     assert [(r.kind, r.key) for r in b.plan((slice(0, 8), slice(0, 32)))] == [
         ("get", "0.0"), ("get", "0.1")]
+
+
+def test_plain_http_url_needs_no_client_options(server):
+    srv, root = server
+    a = ngffcore.open_array(f"{srv.url}/v2", zarr_format=2)
+    np.testing.assert_array_equal(a[0:8, 0:16], _reference(root, "v2", (slice(0, 8),
+                                                                          slice(0, 16))))

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ngffcore.store import LocalStore, ObjectStore, Store
 
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "http", "https")
+
+# Bounded by default: a viewer wants an error within seconds, not obstore's 3-minute budget.
+DEFAULT_RETRY = {"max_retries": 3, "retry_timeout": timedelta(seconds=30),
+                 "backoff": {"init_backoff": timedelta(milliseconds=100),
+                             "max_backoff": timedelta(seconds=5), "base": 2}}
+DEFAULT_CLIENT = {"timeout": "30s", "connect_timeout": "5s"}
+
+
+def _with_defaults(scheme: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Our defaults under the caller's options (the caller's always win). Plain HTTP is
+    allowed when the caller named it: an ``http://`` location or endpoint."""
+    options = dict(options)
+    options.setdefault("retry_config", DEFAULT_RETRY)
+    client = {**DEFAULT_CLIENT, **(options.get("client_options") or {})}
+    endpoint = str(options.get("endpoint", ""))
+    if scheme == "http" or endpoint.startswith("http://"):
+        client.setdefault("allow_http", True)
+    options["client_options"] = client
+    return options
 
 
 def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = False,
@@ -41,6 +61,7 @@ def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = F
     if scheme in REMOTE_SCHEMES:
         from obstore.store import from_url
 
+        store_options = _with_defaults(scheme, store_options)
         return ObjectStore(from_url(location.rstrip("/"), **store_options),
                            url=location.rstrip("/"), concurrency=concurrency,
                            missing_on_403=missing_on_403)
