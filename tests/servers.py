@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import random
 import re
 import socket
 import threading
@@ -28,6 +29,7 @@ class Request:
 class ServerState:
     root: str
     latency: float = 0.0
+    jitter: float = 0.0  # extra random delay in [0, jitter): shuffles response order
     log: list[Request] = field(default_factory=list)
     # path -> faults consumed one per request: "500", "503", "403", "401", "reset",
     # "truncate", "slow:<seconds>"
@@ -60,8 +62,8 @@ def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
                 state.log.append(Request(self.command, path, self.headers.get("Range")))
                 queue = state.faults.get(path)
                 fault = queue.pop(0) if queue else None
-            if state.latency:
-                time.sleep(state.latency)
+            if state.latency or state.jitter:
+                time.sleep(state.latency + random.random() * state.jitter)
             return fault
 
         def _plain(self, code: int) -> None:
