@@ -23,3 +23,16 @@ def test_package_is_typed() -> None:
     root = os.path.dirname(ngffcore.__file__)
     assert os.path.exists(os.path.join(root, "py.typed"))
     assert os.path.exists(os.path.join(root, "_core.pyi"))
+
+
+def test_package_type_checks() -> None:
+    """The Python layer type-checks against the stub and numpy's/obstore's own types."""
+    pytest.importorskip("mypy")
+    import ngffcore
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental",
+         os.path.dirname(ngffcore.__file__)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,7 +1,7 @@
 """Typed surface of the compiled core (checked against the binary by mypy's stubtest)."""
 
 from collections.abc import Sequence
-from typing import NoReturn, Union
+from typing import Any, NoReturn, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +23,7 @@ MAX_DIMS: int
 MAX_CODECS: int
 SHARD_ENTRY_BYTES: int
 
-_Source = Union[None, Buffer, tuple[bytes, int, int]]
+_Source = Union[None, bytes, memoryview, Buffer, tuple[bytes, int, int]]
 
 def status_message(status: int) -> str: ...
 
@@ -61,8 +61,8 @@ def default_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def decode_batch(
-    pipeline: Pipeline, out: Buffer, boxes: NDArray[np.int64], sources: list[_Source],
-    keys: list[str],
+    pipeline: Pipeline, out: Buffer | NDArray[Any], boxes: NDArray[np.int64],
+    sources: Sequence[_Source], keys: Sequence[str],
 ) -> None: ...
 def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
                  detail: bytes = b"") -> NoReturn: ...

@@ -245,7 +245,7 @@ cdef ngff_pool *_acquire_pool() except NULL:
     return _pool
 
 
-def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, list sources, list keys):
+def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, keys):
     """Decode and scatter a batch of chunks into ``out`` in one native call, GIL released.
 
     ``out`` is a writable buffer with ``pipeline.ndim`` dimensions (any strides); row ``i`` of
@@ -255,6 +255,8 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, list sourc
     end; a missing file reads as fill value). ``keys[i]`` names chunk ``i`` in errors.
     Chunk boxes must be disjoint. Thread-safe.
     """
+    sources = list(sources)
+    keys = list(keys)
     cdef Py_ssize_t n = len(sources)
     cdef Py_ssize_t i
     cdef int32_t d, ndim = pipeline.p.ndim

@@ -215,6 +215,7 @@ class Array:
 
     def _decode(self, plan: ChunkPlan, sources: list[Source], names: list[str],
                 sel: Selection, out: np.ndarray) -> None:
+        assert plan.codec.pipeline is not None  # innermost chunks always have one
         _core.decode_batch(plan.codec.pipeline, self._core_view(sel, out), plan.boxes, sources,
                            names)
 

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -131,6 +131,10 @@ def _float_from(value: Any, dtype: np.dtype, path: str) -> Any:
     raise MetadataError(f"fill_value {value!r} is not valid for {dtype}", path=path)
 
 
+def _scalar(value: Any, dtype: np.dtype) -> np.generic:
+    return cast(np.generic, np.asarray(value).astype(dtype)[()])
+
+
 def _fill_scalar(value: Any, dtype: np.dtype, path: str) -> np.generic:
     """The fill value as a scalar of ``dtype`` (numpy semantics, e.g. wrap-free ints)."""
     kind = dtype.kind
@@ -138,7 +142,7 @@ def _fill_scalar(value: Any, dtype: np.dtype, path: str) -> np.generic:
         if kind == "b":
             if not isinstance(value, (bool, int)):
                 raise MetadataError(f"fill_value {value!r} is not valid for bool", path=path)
-            return np.array(bool(value), dtype=dtype)[()]
+            return _scalar(bool(value), dtype)
         if kind in "iu":
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -148,12 +152,9 @@ def _fill_scalar(value: Any, dtype: np.dtype, path: str) -> np.generic:
             if not info.min <= value <= info.max:
                 raise MetadataError(f"fill_value {value} is out of range for {dtype}",
                                     path=path)
-            return np.array(value, dtype=dtype)[()]
+            return _scalar(value, dtype)
         if kind == "f":
-            v = _float_from(value, dtype, path)
-            if isinstance(v, np.generic):
-                return np.array(v).astype(dtype)[()]
-            return np.array(v, dtype=dtype)[()]
+            return _scalar(_float_from(value, dtype, path), dtype)
         if kind == "c":
             if not isinstance(value, list) or len(value) != 2:
                 raise MetadataError(f"fill_value {value!r} for {dtype} must be [real, imag]",
@@ -163,7 +164,7 @@ def _fill_scalar(value: Any, dtype: np.dtype, path: str) -> np.generic:
             out = np.zeros((), dtype=dtype)
             out.real = re_
             out.imag = im_
-            return out[()]
+            return _scalar(out, dtype)
     except (OverflowError, TypeError) as exc:
         raise MetadataError(f"fill_value {value!r} is not valid for {dtype}: {exc}",
                             path=path) from None

@@ -71,7 +71,7 @@ class _Decoder:
         self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
         self.stages: tuple[Callable[[bytes], bytes], ...] = plan.codec.python_stages
 
-    def put(self, index: int, source: bytes | None) -> None:
+    def put(self, index: int, source: bytes | memoryview | None) -> None:
         if source is not None:
             self.budget.take(len(source))
         self.queue.put_nowait((index, source))
@@ -94,6 +94,7 @@ class _Decoder:
                         raise DecodeError(f"data is corrupt in chunk {name!r}: {exc}",
                                           key=name, codec=getattr(stage, "__module__", None)
                                           ) from None
+        assert self.plan.codec.pipeline is not None  # innermost chunks always have one
         _core.decode_batch(self.plan.codec.pipeline, self.out,
                            np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
 
@@ -101,12 +102,11 @@ class _Decoder:
         loop = asyncio.get_running_loop()
         done = False
         while not done:
-            batch = [await self.queue.get()]
+            arrived = [await self.queue.get()]
             while not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            if batch[-1] is None or None in batch:
-                done = True
-                batch = [b for b in batch if b is not None]
+                arrived.append(self.queue.get_nowait())
+            batch = [b for b in arrived if b is not None]
+            done = len(batch) < len(arrived)  # the end marker came
             if not batch:
                 continue
             held = sum(len(s) for _, s in batch if s is not None)
@@ -281,8 +281,8 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
             view = memoryview(data)
             nested: dict[int, Any] = {}
             for off, ln, i in parts:
-                region = view[off - start: off - start + ln]
-                if len(plan.levels) > 1:
+                region: memoryview | None = view[off - start: off - start + ln]
+                if len(plan.levels) > 1 and region is not None:
                     region = _descend(plan, i, names[i], region, off, nested)
                 decoder.put(i, region)
 

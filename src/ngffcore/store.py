@@ -166,8 +166,7 @@ class ObjectStore:
             return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
         return StoreError(f"cannot read {self.url}/{key}: {exc}", key=key)
 
-    async def _request(self, key: str, kind: str, options: dict[str, Any] | None
-                       ) -> tuple[bytes, int] | None:
+    async def _request(self, key: str, kind: str, options: Any) -> tuple[bytes, int] | None:
         """One GET; (body, object size) or None for a missing object."""
         import obstore
         from obstore.exceptions import NotFoundError as ObsNotFound
