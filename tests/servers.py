@@ -52,6 +52,9 @@ class ServerState:
 def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out in two sends: with Nagle on, a small body waits for the
+        # client's delayed ACK (up to 40 ms) and distorts latency measurements
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: object) -> None:
             pass
@@ -127,6 +130,7 @@ def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
 
 class _QuietServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # 64 clients connecting at once must not overflow the backlog
 
     def handle_error(self, request: object, client_address: object) -> None:
         # clients that cancel reads hang up mid-response: expected here, not an error

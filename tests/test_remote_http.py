@@ -284,3 +284,15 @@ def test_response_order_does_not_change_results(server, name):
     for _ in range(3):
         a._index_cache.clear()
         assert a[...].tobytes() == expected.tobytes()
+
+
+def test_a_fully_needed_shard_is_one_get_with_its_index(server):
+    srv, root = server
+    a = ngffcore.open_array(f"{srv.url}/v3", **HTTP)
+    srv.state.clear()
+    sel = (slice(0, 32), slice(0, 32))  # exactly shard c/0/0
+    np.testing.assert_array_equal(a[sel], _reference(root, "v3", sel))
+    assert [(r.path, r.range) for r in srv.state.requests()] == [("/v3/c/0/0", None)]
+    srv.state.clear()
+    a[0:8, 0:8]  # its index came with it: now cached
+    assert not [r for r in srv.state.requests() if r.range and r.range.startswith("bytes=-")]

@@ -57,6 +57,7 @@ class Array:
                 doc = parse_json(raw, f"{store.url}/{prefix}zarr.json")
                 return cls(store, parse_v3(doc, f"{store.url}/{prefix}zarr.json"), path)
         if zarr_format in (None, 2):
+            # asked only after zarr.json is missing: a v3 open stays exactly one GET (issue 3)
             raw = store.get(prefix + ".zarray")
             if raw is not None:
                 where = f"{store.url}/{prefix}.zarray"

@@ -68,10 +68,11 @@ class ArrayMetadata:
         return self.shard_levels[-1].inner if self.shard_levels else self.codec
 
 
-def parse_json(raw: bytes, path: str) -> dict[str, Any]:
-    """Decode a metadata document; anything but a JSON object is a MetadataError."""
+def parse_json(raw: Any, path: str) -> dict[str, Any]:
+    """Decode a metadata document (any bytes-like object); anything but a JSON object is a
+    MetadataError."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise MetadataError(f"not valid JSON: {exc}", path=path) from None
     if not isinstance(doc, dict):

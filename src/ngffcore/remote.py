@@ -99,23 +99,39 @@ class _Decoder:
                            np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
 
     async def run(self) -> None:
+        """Hand batches to the core as chunks arrive, up to one batch per native thread at
+        once (a batch of one chunk keeps one core busy; the next arrivals need not wait)."""
         loop = asyncio.get_running_loop()
+        running: set[asyncio.Future[None]] = set()
+        limit = max(1, _core.get_num_threads())
         done = False
-        while not done:
-            arrived = [await self.queue.get()]
-            while not self.queue.empty():
-                arrived.append(self.queue.get_nowait())
-            batch = [b for b in arrived if b is not None]
-            done = len(batch) < len(arrived)  # the end marker came
-            if not batch:
-                continue
-            held = sum(len(s) for _, s in batch if s is not None)
-            try:
-                # shielded: a cancelled read still waits for the batch it handed to the core,
-                # so no native work writes into `out` after the read has returned
-                await asyncio.shield(loop.run_in_executor(None, self._decode, batch))
-            finally:
-                await self.budget.give_back(held)
+        try:
+            while not done:
+                arrived = [await self.queue.get()]
+                while not self.queue.empty():
+                    arrived.append(self.queue.get_nowait())
+                batch = [b for b in arrived if b is not None]
+                done = len(batch) < len(arrived)  # the end marker came
+                if batch:
+                    running.add(asyncio.ensure_future(self._run_batch(loop, batch)))
+                while len(running) >= limit or (done and running):
+                    finished, running = await asyncio.wait(
+                        running, return_when=asyncio.FIRST_COMPLETED)
+                    for f in finished:
+                        f.result()  # the first failed batch raises here
+        finally:
+            # a cancelled or failed read still waits for the batches it handed to the core,
+            # so no native work writes into `out` after the read has returned
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[int, Any]]
+                         ) -> None:
+        held = sum(len(s) for _, s in batch if s is not None)
+        try:
+            await asyncio.shield(loop.run_in_executor(None, self._decode, batch))
+        finally:
+            await self.budget.give_back(held)
 
 
 def _coalesce(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int, list]]:
@@ -249,6 +265,36 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
         decoder.put(i, data)
 
     async def get_shard(key: str, members: list[int]) -> None:
+        layout = plan.levels[0]
+        lin_all = plan.inner[members, 0]  # type: ignore[index]
+        if key not in index_cache and len(np.unique(lin_all)) == layout.n_inner:
+            # every inner chunk is needed: one GET of the whole shard, index included
+            await budget.wait_for_room()
+            async with sem:
+                data = await store.get_async(key)
+            if data is None:
+                index_cache[key] = None
+            else:
+                size = len(data)
+                if size < layout.index_nbytes:
+                    raise ShardIndexError(f"shard index of {key!r}: shard is {size} bytes, too "
+                                          f"short for an index of {layout.index_nbytes} bytes",
+                                          key=key, codec="sharding_indexed")
+                view = memoryview(data)
+                start, length = index_range(layout, size)
+                offsets, nbytes = parse_index(layout, view[start:start + length], key, size)
+                index_cache[key] = (offsets, nbytes, size)
+                nested: dict[Any, Any] = {}
+                for i, lin in zip(members, lin_all.tolist()):
+                    off, ln = int(offsets[lin]), int(nbytes[lin])
+                    region: memoryview | None = None if off < 0 else view[off:off + ln]
+                    if region is not None and len(plan.levels) > 1:
+                        region = _descend(plan, i, names[i], region, off, nested)
+                    decoder.put(i, region)
+                return
+            for i in members:
+                decoder.put(i, None)
+            return
         async with sem:
             index = await _shard_index(store, key, plan, index_cache)
         if index is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ngffcore import _core
@@ -16,14 +18,14 @@ def index_range(layout: ShardLayout, shard_len: int) -> tuple[int, int]:
     return (shard_len - n, n) if layout.index_at_end else (0, n)
 
 
-def parse_index(layout: ShardLayout, raw: bytes, key: str, shard_len: int
+def parse_index(layout: ShardLayout, raw: Any, key: str, shard_len: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (relative to the shard start) and sizes of every inner chunk; -1 if empty."""
     if len(raw) != layout.index_nbytes:
         raise ShardIndexError(
             f"shard index of {key!r}: {len(raw)} bytes, expected {layout.index_nbytes} "
             f"(shard is {shard_len} bytes)", key=key, codec="sharding_indexed")
-    body = raw
+    body = raw = memoryview(raw)  # any bytes-like object (obstore.Bytes: no copy)
     if layout.index_crc32c:
         body = raw[:-4]
         stored = int.from_bytes(raw[-4:], "little")

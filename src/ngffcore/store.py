@@ -166,8 +166,8 @@ class ObjectStore:
             return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
         return StoreError(f"cannot read {self.url}/{key}: {exc}", key=key)
 
-    async def _request(self, key: str, kind: str, options: Any) -> tuple[bytes, int] | None:
-        """One GET; (body, object size) or None for a missing object."""
+    async def _request(self, key: str, kind: str, options: Any) -> tuple[Any, int] | None:
+        """One GET; (body as a bytes-like object, object size) or None if missing."""
         import obstore
         from obstore.exceptions import NotFoundError as ObsNotFound
         from obstore.exceptions import PermissionDeniedError
@@ -176,7 +176,8 @@ class ObjectStore:
         t0 = time.perf_counter()
         try:
             result = await obstore.get_async(self.store, key, options=options)
-            data = bytes(await result.bytes_async())
+            # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
+            data: Any = await result.bytes_async()
         except (ObsNotFound, FileNotFoundError):
             self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t0})
             return None
@@ -191,7 +192,8 @@ class ObjectStore:
         self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t0})
         return data, int(result.meta["size"])
 
-    async def get_async(self, key: str) -> bytes | None:
+    async def get_async(self, key: str) -> Any:
+        """The whole object as a bytes-like object, or None if it does not exist."""
         got = await self._request(key, "get", None)
         return None if got is None else got[0]
 
@@ -204,7 +206,7 @@ class ObjectStore:
                                    {"range": rng})
 
     async def get_ranges_async(self, key: str, ranges: Sequence[tuple[int, int]]
-                               ) -> list[bytes]:
+                               ) -> list[Any]:
         """Bytes of each ``(start, length)`` of one object, one ranged GET per range. Nearby
         ranges are merged by the caller (see ``coalesce``)."""
         parts = await asyncio.gather(*(
@@ -218,19 +220,20 @@ class ObjectStore:
         return out
 
     def get(self, key: str) -> bytes | None:
-        return _LoopThread.run(self.get_async(key))
+        data = _LoopThread.run(self.get_async(key))
+        return None if data is None else bytes(data)
 
-    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
+    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[Any, int] | None:
         return _LoopThread.run(self.get_end_async(key, length, suffix=suffix))
 
-    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[Any]:
         return _LoopThread.run(self.get_ranges_async(key, ranges))
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        async def all_of() -> list[bytes | None]:
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        async def all_of() -> list[Any]:
             sem = asyncio.Semaphore(self.concurrency)
 
-            async def one(k: str) -> bytes | None:
+            async def one(k: str) -> Any:
                 async with sem:
                     return await self.get_async(k)
 
