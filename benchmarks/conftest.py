@@ -23,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_common as bc  # noqa: E402
 import make_data  # noqa: E402
+import remote_report  # noqa: E402
 import report  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MEMORY_KEY = pytest.StashKey[list]()
+REMOTE_NOTES_KEY = pytest.StashKey[list]()  # remote peers that were skipped or failed
 
 # zarr-python's thread pool is created once, at its first synchronous call, with
 # threading.max_workers: configure it before any test (or fixture) touches zarr.
@@ -35,6 +37,7 @@ bc.configure_zarr()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[MEMORY_KEY] = []
+    config.stash[REMOTE_NOTES_KEY] = []
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +101,11 @@ def memory_results(request: pytest.FixtureRequest) -> list:
     return request.config.stash[MEMORY_KEY]
 
 
+@pytest.fixture(scope="session")
+def remote_notes(request: pytest.FixtureRequest) -> list:
+    return request.config.stash[REMOTE_NOTES_KEY]
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +113,7 @@ def memory_results(request: pytest.FixtureRequest) -> list:
 
 def _versions() -> str:
     parts = [f"python {platform.python_version()}"]
-    for mod in ("ngffcore", "zarr", "zarrs", "tensorstore", "numcodecs", "numpy"):
+    for mod in ("ngffcore", "zarr", "zarrs", "tensorstore", "numcodecs", "numpy", "obstore", "fsspec", "aiohttp"):
         m = sys.modules.get(mod)
         if m is None:
             continue
@@ -125,16 +133,36 @@ def _versions() -> str:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     bs = getattr(config, "_benchmarksession", None)
     memory = config.stash.get(MEMORY_KEY, [])
-    rows = report.rows_from_session(bs.benchmarks) if bs is not None else []
+    remote_notes = config.stash.get(REMOTE_NOTES_KEY, [])
+    all_rows = report.rows_from_session(bs.benchmarks) if bs is not None else []
+    rows = [r for r in all_rows if not remote_report.is_remote(r)]
+    remote_rows = [r for r in all_rows if remote_report.is_remote(r)]
     if bs is not None and bs.disabled and not memory:
         terminalreporter.write_line(
             "ngffcore bench: benchmarks were disabled (root pytest config); pass --benchmark-enable", yellow=True
         )
         return
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    if remote_rows or remote_notes:
+        import remote_common
+
+        header = (
+            f"# ngffcore remote-read benchmarks (HTTP, injected latency), {now}\n\n"
+            f"{os.cpu_count()} cores, {remote_common.THREADS} decode threads and "
+            f"{remote_common.CONCURRENCY} requests in flight per reader, "
+            f"HEAD {'answered' if remote_common.ANSWER_HEAD else 'refused (405)'} by the server; {_versions()}"
+        )
+        text = remote_report.render(remote_rows, remote_notes, header=header)
+        terminalreporter.section("ngffcore remote ratios")
+        for line in text.splitlines():
+            terminalreporter.write_line(line)
+        out = RESULTS_DIR / "remote.md"
+        out.write_text(text)
+        terminalreporter.write_line(f"written: {out}")
     if not rows and not memory:
         return
     small = bc.small()
-    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = (
         f"# ngffcore benchmarks — {'SMALL (smoke) data' if small else 'full data'}, {now}\n\n"
         f"{os.cpu_count()} cores, {bc.THREADS} threads per reader, "
@@ -144,7 +172,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("ngffcore ratios")
     for line in text.splitlines():
         terminalreporter.write_line(line)
-    RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / ("latest-small.md" if small else "latest.md")
     if not rows:  # memory-only run: do not clobber the read tables
         out = RESULTS_DIR / ("memory-small.md" if small else "memory.md")

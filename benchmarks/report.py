@@ -121,6 +121,8 @@ def render(rows: list[dict[str, Any]], memory: list[dict[str, Any]] | None = Non
     read_groups: "OrderedDict[str, dict[str, dict[str, Any]]]" = OrderedDict()
     other_groups: "OrderedDict[str, list[dict[str, Any]]]" = OrderedDict()
     for r in rows:
+        if r["extra"].get("suite") == "remote":  # rendered by remote_report.py
+            continue
         peer = r["extra"].get("peer")
         kind = r["extra"].get("kind", "read")
         if kind in ("read", "overhead") and peer in PEER_ORDER:
@@ -202,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("json", help="file written by --benchmark-json")
     ap.add_argument("-o", "--output", help="also write the markdown here")
     args = ap.parse_args(argv)
-    text = render(rows_from_json(args.json), header=f"# ngffcore benchmarks ({args.json})")
+    rows = rows_from_json(args.json)
+    text = render(rows, header=f"# ngffcore benchmarks ({args.json})")
+    if any(r["extra"].get("suite") == "remote" for r in rows):
+        import remote_report
+
+        text = text.rstrip() + "\n\n" + remote_report.render(rows)
     sys.stdout.write(text)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
