@@ -367,12 +367,28 @@ ngff_status ngff_decode_chunk(ngff_worker *w, const ngff_batch *b, int64_t i)
     const int32_t ndim = p->ndim;
     const int64_t *box = b->boxes + i * 3 * ndim;
     const int64_t *out_at = NGFF_BOX_OUT(box, ndim);
-    const ngff_source *s = &b->sources[i];
+    ngff_source by_key;
+    char path[4096];
+    const ngff_source *s = b->sources ? &b->sources[i] : &by_key;
     ngff_chunk_result *res = &b->results[i];
     res->status = NGFF_OK;
     res->codec = 0;
     res->detail[0] = 0;
 
+    if (!b->sources) {
+        /* the chunk's file: root + its key, formed here so Python builds no path per chunk */
+        size_t root_len = strlen(b->root);
+        int64_t key_len = root_len < sizeof path
+                              ? ngff_chunk_key(b->key_encoding, b->key_separator, ndim,
+                                               b->chunk_coords + i * ndim, path + root_len,
+                                               sizeof path - root_len - 1)
+                              : -1;
+        if (key_len < 0)
+            return fail(res, NGFF_ERR_INVALID_ARGUMENT, 0);
+        memcpy(path, b->root, root_len);
+        path[root_len + (size_t)key_len] = 0;
+        by_key = (ngff_source){.kind = NGFF_SOURCE_FILE, .path = path, .offset = 0, .len = -1};
+    }
     chunk_box cb = {.inner = NGFF_BOX_INNER(box, ndim), .shape = NGFF_BOX_SHAPE(box, ndim),
                     .dst = b->out, .full_box = 1};
     for (int32_t d = 0; d < ndim; d++) {

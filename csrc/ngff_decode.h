@@ -56,7 +56,11 @@ typedef struct ngff_batch {
     int64_t out_strides[NGFF_MAX_DIMS];   /* byte strides */
     int64_t n_chunks;
     const int64_t *boxes;                 /* n_chunks x 3*ndim, see ngff_grid_plan */
-    const ngff_source *sources;           /* n_chunks */
+    const ngff_source *sources;           /* n_chunks; or NULL for chunk files by key: */
+    const char *root;                     /*   directory path ending in '/' */
+    const int64_t *chunk_coords;          /*   n_chunks x ndim: file = root + chunk key */
+    int32_t key_encoding;                 /*   enum ngff_key_encoding */
+    char key_separator;                   /*   '/' or '.' */
     ngff_chunk_result *results;           /* n_chunks, written */
 } ngff_batch;
 

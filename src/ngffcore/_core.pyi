@@ -64,5 +64,10 @@ def decode_batch(
     pipeline: Pipeline, out: Buffer | NDArray[Any], boxes: NDArray[np.int64],
     sources: Sequence[_Source], keys: Sequence[str],
 ) -> None: ...
+def read_chunk_files(
+    pipeline: Pipeline, out: Buffer | NDArray[Any], shape: Sequence[int],
+    chunk_shape: Sequence[int], sel_start: Sequence[int], sel_stop: Sequence[int],
+    root: bytes, encoding: int, separator: str, key_prefix: str = "",
+) -> None: ...
 def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
                  detail: bytes = b"") -> NoReturn: ...

@@ -310,6 +310,8 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
         batch.n_chunks = n
         batch.boxes = &boxes[0, 0]
         batch.sources = srcs
+        batch.root = NULL
+        batch.chunk_coords = NULL
         batch.results = results
         pool = _acquire_pool()
         with nogil:
@@ -325,6 +327,81 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
             PyBuffer_Release(&views[i])
         free(views)
         free(srcs)
+        free(results)
+        PyBuffer_Release(&out_view)
+
+
+def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_stop,
+                     bytes root, int encoding, str separator, str key_prefix=""):
+    """Read the box ``[sel_start, sel_stop)`` of an unsharded array stored as one file per
+    chunk under ``root`` (a directory path ending in ``/``) into ``out`` (the box's shape, any
+    strides): plan, chunk paths, reads, decode and scatter all in one native call, GIL
+    released. A missing file reads as the fill value. Thread-safe."""
+    cdef int32_t ndim = pipeline.p.ndim
+    cdef int32_t d
+    cdef int64_t c_shape[NGFF_MAX_DIMS]
+    cdef int64_t c_chunks[NGFF_MAX_DIMS]
+    cdef int64_t c_start[NGFF_MAX_DIMS]
+    cdef int64_t c_stop[NGFF_MAX_DIMS]
+    if len(shape) != ndim or len(chunk_shape) != ndim:
+        raise ValueError("shape and chunk shape must match the pipeline's dimensions")
+    for d in range(ndim):
+        c_shape[d] = shape[d]
+        c_chunks[d] = chunk_shape[d]
+        c_start[d] = sel_start[d]
+        c_stop[d] = sel_stop[d]
+    cdef int64_t n = ngff_grid_count(ndim, c_shape, c_chunks, c_start, c_stop)
+    if n < 0:
+        raise ValueError("invalid selection or chunk grid")
+    if n == 0:
+        return
+    cdef Py_buffer out_view
+    PyObject_GetBuffer(out, &out_view, PyBUF_STRIDES | PyBUF_WRITABLE)
+    cdef ngff_batch batch
+    cdef int64_t *coords = NULL
+    cdef int64_t *boxes = NULL
+    cdef ngff_chunk_result *results = NULL
+    cdef ngff_pool *pool = NULL
+    cdef int64_t failed = -1
+    cdef ngff_status st = NGFF_OK
+    cdef char key_buf[NGFF_MAX_DIMS * 21 + 2]
+    cdef int64_t key_len
+    try:
+        if out_view.ndim != ndim or out_view.itemsize != pipeline.p.itemsize:
+            raise ValueError("output does not match the array's dimensions or item size")
+        coords = <int64_t *>calloc(n * (ndim if ndim else 1), sizeof(int64_t))
+        boxes = <int64_t *>calloc(n * (3 * ndim if ndim else 1), sizeof(int64_t))
+        results = <ngff_chunk_result *>calloc(n, sizeof(ngff_chunk_result))
+        if coords == NULL or boxes == NULL or results == NULL:
+            raise MemoryError()
+        batch.pipeline = &pipeline.p
+        batch.out = <uint8_t *>out_view.buf
+        for d in range(ndim):
+            batch.out_strides[d] = out_view.strides[d]
+        batch.n_chunks = n
+        batch.boxes = boxes
+        batch.sources = NULL
+        batch.root = root
+        batch.chunk_coords = coords
+        batch.key_encoding = encoding
+        batch.key_separator = ord(separator)
+        batch.results = results
+        pool = _acquire_pool()
+        with nogil:
+            st = ngff_grid_plan(ndim, c_shape, c_chunks, c_start, c_stop, n, coords, boxes)
+            if st == NGFF_OK:
+                st = ngff_pool_run(pool, &batch, &failed)
+        ngff_pool_release(pool)
+        if st != NGFF_OK:
+            if failed < 0:
+                _raise_status(st, None)
+            key_len = ngff_chunk_key(encoding, ord(separator), ndim, coords + failed * ndim,
+                                     key_buf, sizeof(key_buf))
+            key = key_prefix + key_buf[:key_len].decode("ascii") if key_len >= 0 else None
+            _raise_status(st, key, results[failed].codec, results[failed].detail)
+    finally:
+        free(coords)
+        free(boxes)
         free(results)
         PyBuffer_Release(&out_view)
 

@@ -101,6 +101,10 @@ cdef extern from "ngff_decode.h" nogil:
         int64_t n_chunks
         const int64_t *boxes
         const ngff_source *sources
+        const char *root
+        const int64_t *chunk_coords
+        int32_t key_encoding
+        char key_separator
         ngff_chunk_result *results
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from ngffcore.fetch import Source, chunk_sources, load_source
 from ngffcore.location import open_store
 from ngffcore.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
 from ngffcore.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
-from ngffcore.store import ObjectStore, RequestStats, Store, run_on_io_loop
+from ngffcore.store import LocalStore, ObjectStore, RequestStats, Store, run_on_io_loop
 
 
 def open_array(location: Any, *, zarr_format: int | None = None, **store_options: Any
@@ -142,6 +143,17 @@ class Array:
         sel = normalize_selection(selection, self._meta.shape)
         out = self._output(sel, out)
         if out.size == 0:
+            return out
+        meta = self._meta
+        if (isinstance(self._store, LocalStore) and meta.codec.shard is None
+                and not meta.codec.python_stages):
+            # the common local case: everything from plan to scatter in one native call
+            assert meta.codec.pipeline is not None
+            prefix = f"{self.path}/" if self.path else ""
+            _core.read_chunk_files(meta.codec.pipeline, self._core_view(sel, out), meta.shape,
+                                   meta.grid_shape, sel.start, sel.stop,
+                                   os.fsencode(self._store.local_path(self.path)) + b"/",
+                                   meta.key_encoding, meta.key_separator, prefix)
             return out
         plan = self._plan_selection(sel)
         if isinstance(self._store, ObjectStore):
