@@ -111,28 +111,42 @@ cdef class Pipeline:
         return self.p.chunk_nbytes
 
 
+cdef struct grid_args:
+    int32_t ndim
+    int64_t shape[NGFF_MAX_DIMS]
+    int64_t chunks[NGFF_MAX_DIMS]
+    int64_t start[NGFF_MAX_DIMS]
+    int64_t stop[NGFF_MAX_DIMS]
+
+
+cdef int64_t _grid(grid_args *g, shape, chunk_shape, sel_start, sel_stop) except -1:
+    """Copy a grid and a box into C arrays; the number of chunks the box touches."""
+    cdef int32_t d
+    g.ndim = <int32_t>len(shape)
+    if g.ndim > NGFF_MAX_DIMS:
+        raise ValueError(f"at most {NGFF_MAX_DIMS} dimensions")
+    if len(chunk_shape) != g.ndim or len(sel_start) != g.ndim or len(sel_stop) != g.ndim:
+        raise ValueError("shape, chunk shape and selection must have one entry per axis")
+    for d in range(g.ndim):
+        g.shape[d] = shape[d]
+        g.chunks[d] = chunk_shape[d]
+        g.start[d] = sel_start[d]
+        g.stop[d] = sel_stop[d]
+    cdef int64_t n = ngff_grid_count(g.ndim, g.shape, g.chunks, g.start, g.stop)
+    if n < 0:
+        raise ValueError("invalid selection or chunk grid")
+    return n
+
+
 def plan_chunks(shape, chunk_shape, sel_start, sel_stop):
     """Chunks touched by the half-open box ``[sel_start, sel_stop)``, in C order.
 
     Returns ``(coords, boxes)``: int64 arrays of shape ``(n, ndim)`` (chunk grid coordinates)
     and ``(n, 3 * ndim)`` (box start inside the chunk, box shape, box start in the output).
     """
-    cdef int64_t c_shape[NGFF_MAX_DIMS]
-    cdef int64_t c_chunks[NGFF_MAX_DIMS]
-    cdef int64_t c_start[NGFF_MAX_DIMS]
-    cdef int64_t c_stop[NGFF_MAX_DIMS]
-    cdef int32_t ndim = <int32_t>len(shape)
-    cdef int32_t d
-    if ndim > NGFF_MAX_DIMS:
-        raise ValueError(f"at most {NGFF_MAX_DIMS} dimensions")
-    for d in range(ndim):
-        c_shape[d] = shape[d]
-        c_chunks[d] = chunk_shape[d]
-        c_start[d] = sel_start[d]
-        c_stop[d] = sel_stop[d]
-    cdef int64_t n = ngff_grid_count(ndim, c_shape, c_chunks, c_start, c_stop)
-    if n < 0:
-        raise ValueError("invalid selection or chunk grid")
+    cdef grid_args g
+    cdef int64_t n = _grid(&g, shape, chunk_shape, sel_start, sel_stop)
+    cdef int32_t ndim = g.ndim
     coords = np.empty((n, ndim), dtype=np.int64)
     boxes = np.empty((n, 3 * ndim), dtype=np.int64)
     cdef int64_t[:, ::1] coords_v = coords
@@ -140,7 +154,7 @@ def plan_chunks(shape, chunk_shape, sel_start, sel_stop):
     cdef ngff_status st
     if n > 0 and ndim > 0:
         with nogil:
-            st = ngff_grid_plan(ndim, c_shape, c_chunks, c_start, c_stop, n,
+            st = ngff_grid_plan(ndim, g.shape, g.chunks, g.start, g.stop, n,
                                 &coords_v[0, 0], &boxes_v[0, 0])
         if st != NGFF_OK:
             raise ValueError(ngff_status_message(st).decode())
@@ -339,20 +353,10 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
     released. A missing file reads as the fill value. Thread-safe."""
     cdef int32_t ndim = pipeline.p.ndim
     cdef int32_t d
-    cdef int64_t c_shape[NGFF_MAX_DIMS]
-    cdef int64_t c_chunks[NGFF_MAX_DIMS]
-    cdef int64_t c_start[NGFF_MAX_DIMS]
-    cdef int64_t c_stop[NGFF_MAX_DIMS]
-    if len(shape) != ndim or len(chunk_shape) != ndim:
-        raise ValueError("shape and chunk shape must match the pipeline's dimensions")
-    for d in range(ndim):
-        c_shape[d] = shape[d]
-        c_chunks[d] = chunk_shape[d]
-        c_start[d] = sel_start[d]
-        c_stop[d] = sel_stop[d]
-    cdef int64_t n = ngff_grid_count(ndim, c_shape, c_chunks, c_start, c_stop)
-    if n < 0:
-        raise ValueError("invalid selection or chunk grid")
+    cdef grid_args g
+    cdef int64_t n = _grid(&g, shape, chunk_shape, sel_start, sel_stop)
+    if g.ndim != ndim:
+        raise ValueError("the grid does not match the pipeline's dimensions")
     if n == 0:
         return
     cdef Py_buffer out_view
@@ -388,7 +392,7 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
         batch.results = results
         pool = _acquire_pool()
         with nogil:
-            st = ngff_grid_plan(ndim, c_shape, c_chunks, c_start, c_stop, n, coords, boxes)
+            st = ngff_grid_plan(ndim, g.shape, g.chunks, g.start, g.stop, n, coords, boxes)
             if st == NGFF_OK:
                 st = ngff_pool_run(pool, &batch, &failed)
         ngff_pool_release(pool)
