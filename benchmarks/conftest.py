@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_common as bc  # noqa: E402
+import local_suite as bc  # noqa: E402
 import make_data  # noqa: E402
 import remote_report  # noqa: E402
 import report  # noqa: E402
@@ -145,13 +145,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     RESULTS_DIR.mkdir(exist_ok=True)
     if remote_rows or remote_notes:
-        import remote_common
+        import remote_suite
 
         header = (
             f"# ngffcore remote-read benchmarks (HTTP, injected latency), {now}\n\n"
-            f"{os.cpu_count()} cores, {remote_common.THREADS} decode threads and "
-            f"{remote_common.CONCURRENCY} requests in flight per reader, "
-            f"HEAD {'answered' if remote_common.ANSWER_HEAD else 'refused (405)'} by the server; {_versions()}"
+            f"{os.cpu_count()} cores, {remote_suite.THREADS} decode threads and "
+            f"{remote_suite.CONCURRENCY} requests in flight per reader, "
+            f"HEAD {'answered' if remote_suite.ANSWER_HEAD else 'refused (405)'} by the server; {_versions()}"
         )
         text = remote_report.render(remote_rows, remote_notes, header=header)
         terminalreporter.section("ngffcore remote ratios")

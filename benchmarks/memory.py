@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_common as bc  # noqa: E402
+import local_suite as bc  # noqa: E402
 import make_data  # noqa: E402
 
 MEMORY_PEERS = ("ngffcore", "tensorstore", "zarrs", "zarr")

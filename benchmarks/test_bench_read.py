@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-import bench_common as bc
+import local_suite as bc
 import make_data
 
 CASES = [

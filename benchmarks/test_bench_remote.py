@@ -5,8 +5,8 @@ sharded; ``remote_data.py``) with ``tests/servers.py``'s ``RangeServer``, which 
 latency in each request's handler thread (requests in flight overlap, like round trips to an
 object store) and logs every request (``remote_server.py``).
 
-Groups are ``remote <latency>ms/<workload>`` (``remote_common.WORKLOADS``); rows
-(``extra_info["peer"]``, ``remote_common.PEERS``): ngffcore, ngffcore without a format hint
+Groups are ``remote <latency>ms/<workload>`` (``remote_suite.WORKLOADS``); rows
+(``extra_info["peer"]``, ``remote_suite.PEERS``): ngffcore, ngffcore without a format hint
 (open workloads only), zarr-python over obstore's ``HTTPStore``, zarr-python over fsspec/aiohttp,
 tensorstore's ``http`` kvstore, zarr-python with the zarrs pipeline over fsspec. All of them: 64
 requests in flight where the reader has the knob, 2 decode threads.
@@ -18,7 +18,7 @@ Then the timed rounds; before each (untimed) the reader's caches are dropped and
 cleared, and after each the requests it sent are counted, so a round that was not cold shows.
 
 The ``limit`` of a group (in ``extra_info`` of every row) is ``round trips x latency + decode``:
-round trips from the request structure and ngffcore's request counts (``remote_common.limit_for``),
+round trips from the request structure and ngffcore's request counts (``remote_suite.limit_for``),
 decode = ngffcore's ``prep.run(out)`` of the same chunks read from disk. ``replay`` is ngffcore's
 own requests re-sent wave by wave with bare obstore, bodies read and dropped: what this server
 and client cost for that request structure, with no planning or decoding.
@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-import bench_common as bc
-import remote_common as rc
+import local_suite as bc
+import remote_suite as rc
 import remote_data as rd
 from remote_server import ServerProcess, summarize
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import bench_common as bc
+import local_suite as bc
 import make_data
 
 DATASETS = list(make_data.DATASETS)

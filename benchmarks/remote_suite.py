@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-import bench_common as bc
+import local_suite as bc
 import remote_data as rd
 from remote_server import LoggedRequest, split_waves
 
