@@ -14,15 +14,9 @@ from typing import Any
 
 from report import _md_table, fmt_ratio, fmt_time
 
-PEER_ORDER = ("ngffcore", "ngffcore_probe", "zarr", "zarr_fsspec", "tensorstore", "zarrs")
-PEER_TITLES = {
-    "ngffcore": "ngffcore",
-    "ngffcore_probe": "ngffcore[probe]",
-    "zarr": "zarr+obstore",
-    "zarr_fsspec": "zarr+fsspec",
-    "tensorstore": "tensorstore",
-    "zarrs": "zarrs+fsspec",
-}
+from remote_suite import PEER_TITLES
+from remote_suite import PEERS as PEER_ORDER
+
 PEER_RATIOS = ("zarr", "zarr_fsspec", "tensorstore", "zarrs")
 #: The issue's targets, checked at this latency.
 TARGET_LATENCY_MS = 20

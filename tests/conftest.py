@@ -330,11 +330,16 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def patch_metadata(array_path: str, **changes: Any) -> dict[str, Any]:
-    """Rewrite ``.zarray`` / ``zarr.json`` of ``array_path`` with ``changes`` applied."""
+    """Rewrite ``.zarray`` / ``zarr.json`` of ``array_path`` with ``changes`` applied; a
+    value of ``"__delete__"`` removes that key."""
     p = Path(array_path)
     meta_file = p / "zarr.json" if (p / "zarr.json").exists() else p / ".zarray"
     meta = read_json(meta_file)
-    meta.update(changes)
+    for key, value in changes.items():
+        if value == "__delete__":
+            meta.pop(key, None)
+        else:
+            meta[key] = value
     write_json(meta_file, meta)
     return meta
 

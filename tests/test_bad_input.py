@@ -565,14 +565,7 @@ V2_HOSTILE = {
 @pytest.mark.parametrize("case", list(V2_HOSTILE))
 def test_hostile_v2_metadata(writer, make_data, metadata_tools, case):
     path = writer.v2(_data(make_data), chunks=(8, 8), compressor=numcodecs.Zstd(level=1))
-    meta_file = os.path.join(path, ".zarray")
-    meta = metadata_tools.read(meta_file)
-    for k, v in V2_HOSTILE[case].items():
-        if v == "__delete__":
-            del meta[k]
-        else:
-            meta[k] = v
-    metadata_tools.write(meta_file, meta)
+    metadata_tools.patch(path, **V2_HOSTILE[case])
     with pytest.raises(ngffcore.MetadataError):
         ngffcore.open_array(path)
 
@@ -639,14 +632,7 @@ V3_HOSTILE = {
 @pytest.mark.parametrize("case", list(V3_HOSTILE))
 def test_hostile_v3_metadata(writer, make_data, metadata_tools, case):
     path = writer.v3(_data(make_data), chunks=(8, 8))
-    meta_file = os.path.join(path, "zarr.json")
-    meta = metadata_tools.read(meta_file)
-    for k, v in V3_HOSTILE[case].items():
-        if v == "__delete__":
-            del meta[k]
-        else:
-            meta[k] = v
-    metadata_tools.write(meta_file, meta)
+    metadata_tools.patch(path, **V3_HOSTILE[case])
     with pytest.raises(ngffcore.MetadataError):
         ngffcore.open_array(path)
 

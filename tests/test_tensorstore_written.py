@@ -119,18 +119,23 @@ ZARR3_LAYOUTS = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["uint16", "int64", "float32", "complex64", "bool"])
-@pytest.mark.parametrize("layout", list(ZARR3_LAYOUTS))
-def test_zarr3(writer, make_data, check_read, identical, layout, dtype):
-    data = make_data((30, 20), dtype, seed=43)
+def _zarr3_meta(data, layout, dtype, **extra):
+    """tensorstore ``zarr3`` metadata for ``data`` in one of ``ZARR3_LAYOUTS``."""
     chunk_shape, codecs = ZARR3_LAYOUTS[layout]
-    meta = {
+    return {
         "shape": list(data.shape),
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
         "data_type": dtype,
         "codecs": codecs,
+        **extra,
     }
-    path = writer.tensorstore("zarr3", data, meta, name=layout)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int64", "float32", "complex64", "bool"])
+@pytest.mark.parametrize("layout", list(ZARR3_LAYOUTS))
+def test_zarr3(writer, make_data, check_read, identical, layout, dtype):
+    data = make_data((30, 20), dtype, seed=43)
+    path = writer.tensorstore("zarr3", data, _zarr3_meta(data, layout, dtype), name=layout)
     check_read(path)
     check_read(path, [(slice(3, 9), slice(5, 13)), (29, slice(None)), (slice(None), 19), (17, 4)])
     identical(ngffcore.open_array(path)[...], data)
@@ -142,14 +147,7 @@ def test_zarr3_fill_and_missing(writer, make_data, check_read, identical, with_f
     """Partial writes: missing chunks, missing shards and missing inner chunks in a shard."""
     data = make_data((30, 20), dtype, seed=44)
     region = (slice(2, 7), slice(9, 18))
-    chunk_shape, codecs = ZARR3_LAYOUTS[layout]
-    meta = {
-        "shape": list(data.shape),
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
-        "data_type": dtype,
-        "codecs": codecs,
-        "fill_value": fill,
-    }
+    meta = _zarr3_meta(data, layout, dtype, fill_value=fill)
     path = writer.tensorstore("zarr3", data, meta, region=region)
     check_read(path)
     fill_value = {0: 0, 77: 77, "NaN": np.nan, "Infinity": np.inf}[fill]

@@ -25,8 +25,6 @@ SHARD_ENTRY_BYTES: int
 
 _Source = Union[None, bytes, memoryview, Buffer, tuple[bytes, int, int]]
 
-def status_message(status: int) -> str: ...
-
 @disjoint_base
 class Pipeline:
     def __init__(
@@ -52,7 +50,6 @@ def plan_chunks(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
 def chunk_keys(coords: NDArray[np.int64], encoding: int, separator: str,
                prefix: str = "") -> list[str]: ...
-def chunk_key(coords: Sequence[int], encoding: int, separator: str) -> str: ...
 def shard_index_parse(
     index: Buffer, n_inner: int, big_endian: bool, shard_len: int
 ) -> tuple[int, NDArray[np.int64], NDArray[np.int64], int]: ...

@@ -49,11 +49,6 @@ _STATUS_NAMES = (
 assert len(_STATUS_NAMES) == NGFF_STATUS_COUNT
 
 
-def status_message(int status):
-    """The C core's message for a status code."""
-    return ngff_status_message(status).decode()
-
-
 cdef _raise_status(int status, key, int codec=0, detail=b"", bint in_shard_index=False):
     name = _STATUS_NAMES[status] if 0 <= status < NGFF_STATUS_COUNT else "NGFF_UNKNOWN"
     errors.raise_for_status(
@@ -179,12 +174,6 @@ def chunk_keys(const int64_t[:, ::1] coords, int encoding, str separator, str pr
     return keys
 
 
-def chunk_key(coords, int encoding, str separator):
-    """Storage key of one chunk."""
-    arr = np.ascontiguousarray(np.asarray(coords, dtype=np.int64).reshape(1, -1))
-    return chunk_keys(arr, encoding, separator)[0]
-
-
 def shard_index_parse(index, int64_t n_inner, bint big_endian, int64_t shard_len):
     """Parse a shard index (already stripped of its crc32c) of ``n_inner`` entries.
 
@@ -259,6 +248,32 @@ cdef ngff_pool *_acquire_pool() except NULL:
     return _pool
 
 
+cdef int _set_output(ngff_batch *batch, Pipeline pipeline, out, Py_buffer *view) except -1:
+    """Acquire ``out`` (writable, any strides) as the batch's output, after checking it has
+    the pipeline's dimensions and item size. The caller releases ``view``."""
+    cdef int32_t d
+    PyObject_GetBuffer(out, view, PyBUF_STRIDES | PyBUF_WRITABLE)
+    if view.ndim != pipeline.p.ndim or view.itemsize != pipeline.p.itemsize:
+        PyBuffer_Release(view)
+        raise ValueError(f"output has {view.ndim} dimensions of {view.itemsize}-byte items; "
+                         f"the array has {pipeline.p.ndim} of {pipeline.p.itemsize}")
+    batch.pipeline = &pipeline.p
+    batch.out = <uint8_t *>view.buf
+    for d in range(pipeline.p.ndim):
+        batch.out_strides[d] = view.strides[d]
+    return 0
+
+
+cdef int _run(ngff_batch *batch, int64_t *failed) except -1:
+    """Run a batch on the pool, GIL released; the status (>= 0)."""
+    cdef ngff_pool *pool = _acquire_pool()
+    cdef ngff_status st
+    with nogil:
+        st = ngff_pool_run(pool, batch, failed)
+    ngff_pool_release(pool)
+    return st
+
+
 def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, keys):
     """Decode and scatter a batch of chunks into ``out`` in one native call, GIL released.
 
@@ -278,22 +293,17 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
         raise ValueError("boxes, sources and keys must have one entry per chunk")
     if n and boxes.shape[1] != 3 * ndim:
         raise ValueError("boxes do not match the pipeline's dimensions")
-    cdef Py_buffer out_view
-    PyObject_GetBuffer(out, &out_view, PyBUF_STRIDES | PyBUF_WRITABLE)
     cdef ngff_batch batch
+    cdef Py_buffer out_view
+    _set_output(&batch, pipeline, out, &out_view)
     cdef ngff_source *srcs = NULL
     cdef ngff_chunk_result *results = NULL
     cdef Py_buffer *views = NULL
     cdef Py_ssize_t n_views = 0
     cdef int64_t failed = -1
-    cdef ngff_status st = NGFF_OK
-    cdef ngff_pool *pool = NULL
+    cdef int st
     cdef ngff_chunk_result *r = NULL
     try:
-        if out_view.ndim != ndim:
-            raise ValueError(f"output has {out_view.ndim} dimensions, chunks have {ndim}")
-        if out_view.itemsize != pipeline.p.itemsize:
-            raise ValueError("output item size does not match the array's")
         if n == 0:
             return
         srcs = <ngff_source *>calloc(n, sizeof(ngff_source))
@@ -317,20 +327,13 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
                 srcs[i].data = <const uint8_t *>views[n_views].buf
                 srcs[i].len = views[n_views].len
                 n_views += 1
-        batch.pipeline = &pipeline.p
-        batch.out = <uint8_t *>out_view.buf
-        for d in range(ndim):
-            batch.out_strides[d] = out_view.strides[d]
         batch.n_chunks = n
         batch.boxes = &boxes[0, 0]
         batch.sources = srcs
         batch.root = NULL
         batch.chunk_coords = NULL
         batch.results = results
-        pool = _acquire_pool()
-        with nogil:
-            st = ngff_pool_run(pool, &batch, &failed)
-        ngff_pool_release(pool)
+        st = _run(&batch, &failed)
         if st != NGFF_OK:
             if failed < 0:
                 _raise_status(st, None)
@@ -359,29 +362,22 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
         raise ValueError("the grid does not match the pipeline's dimensions")
     if n == 0:
         return
-    cdef Py_buffer out_view
-    PyObject_GetBuffer(out, &out_view, PyBUF_STRIDES | PyBUF_WRITABLE)
     cdef ngff_batch batch
+    cdef Py_buffer out_view
+    _set_output(&batch, pipeline, out, &out_view)
     cdef int64_t *coords = NULL
     cdef int64_t *boxes = NULL
     cdef ngff_chunk_result *results = NULL
-    cdef ngff_pool *pool = NULL
     cdef int64_t failed = -1
-    cdef ngff_status st = NGFF_OK
+    cdef int st
     cdef char key_buf[NGFF_MAX_DIMS * 21 + 2]
     cdef int64_t key_len
     try:
-        if out_view.ndim != ndim or out_view.itemsize != pipeline.p.itemsize:
-            raise ValueError("output does not match the array's dimensions or item size")
         coords = <int64_t *>calloc(n * (ndim if ndim else 1), sizeof(int64_t))
         boxes = <int64_t *>calloc(n * (3 * ndim if ndim else 1), sizeof(int64_t))
         results = <ngff_chunk_result *>calloc(n, sizeof(ngff_chunk_result))
         if coords == NULL or boxes == NULL or results == NULL:
             raise MemoryError()
-        batch.pipeline = &pipeline.p
-        batch.out = <uint8_t *>out_view.buf
-        for d in range(ndim):
-            batch.out_strides[d] = out_view.strides[d]
         batch.n_chunks = n
         batch.boxes = boxes
         batch.sources = NULL
@@ -390,12 +386,10 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
         batch.key_encoding = encoding
         batch.key_separator = ord(separator)
         batch.results = results
-        pool = _acquire_pool()
         with nogil:
             st = ngff_grid_plan(ndim, g.shape, g.chunks, g.start, g.stop, n, coords, boxes)
-            if st == NGFF_OK:
-                st = ngff_pool_run(pool, &batch, &failed)
-        ngff_pool_release(pool)
+        if st == NGFF_OK:
+            st = _run(&batch, &failed)
         if st != NGFF_OK:
             if failed < 0:
                 _raise_status(st, None)

@@ -178,6 +178,7 @@ class Array:
             await self._read_remote(plan, sel, out)
             return out
         loop = asyncio.get_running_loop()
+        assert isinstance(self._store, LocalStore)
         sources, names = await loop.run_in_executor(None, chunk_sources, self._store, plan)
         await asyncio.shield(loop.run_in_executor(
             None, self._decode, plan, sources, names, sel, out))
@@ -242,7 +243,10 @@ class Array:
 
     def _prefetch(self, selection: Any = Ellipsis) -> "PrefetchedRead":
         """Read every needed chunk's bytes into memory now; ``.run(out)`` then decodes and
-        scatters them in one native call (the benchmark's no-I/O limit)."""
+        scatters them in one native call (the benchmark's no-I/O limit). Local arrays only:
+        benchmarks of remote reads measure their limit on the same data opened locally."""
+        if not isinstance(self._store, LocalStore):
+            raise TypeError("_prefetch reads local arrays only")
         sel = normalize_selection(selection, self._meta.shape)
         plan = self._plan_selection(sel)
         sources, names = chunk_sources(self._store, plan)
@@ -264,10 +268,6 @@ class PrefetchedRead:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.selection.out_shape
-
-    @property
-    def nbytes_encoded(self) -> int:
-        return sum(len(s) for s in self.sources if isinstance(s, (bytes, bytearray)))
 
     def run(self, out: np.ndarray | None = None) -> np.ndarray:
         out = self.array._output(self.selection, out)

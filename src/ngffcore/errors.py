@@ -115,14 +115,14 @@ def raise_for_status(
     """
     if status_name == "NGFF_ERR_NOMEM":
         raise MemoryError(f"ngffcore: out of memory decoding {key!r}")
+    if in_shard_index:
+        raise ShardIndexError(f"shard index of {key!r}: {status_message}"
+                              + (f": {detail}" if detail else ""), key=key, codec="sharding_indexed")
     where = f"chunk {key!r}" if key is not None else "chunk"
     via = f" ({codec})" if codec else ""
     text = f"{status_message} in {where}{via}"
     if detail:
         text += f": {detail}"
-    if in_shard_index:
-        raise ShardIndexError(f"shard index of {key!r}: {status_message}"
-                              + (f": {detail}" if detail else ""), key=key, codec="sharding_indexed")
     cls = _STATUS_EXCEPTIONS.get(status_name)
     if cls is StoreError:
         raise StoreError(text, key=key)

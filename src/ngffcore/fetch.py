@@ -9,39 +9,38 @@ from __future__ import annotations
 import lzma
 import os
 from collections import defaultdict
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
 from ngffcore.errors import DecodeError, ShardIndexError
 from ngffcore.plan import ChunkPlan
 from ngffcore.shard import read_index, read_shard_index
-from ngffcore.store import LocalStore, Store
+from ngffcore.store import LocalStore
 
 # None: missing (fill value); bytes: the encoded chunk; tuple: (path, offset, length) of a file.
 Source = Union[None, bytes, tuple[bytes, int, int]]
 
 
-def chunk_sources(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
-    """One source per planned chunk, and the name each chunk has in error messages."""
+def chunk_sources(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
+    """One source per planned chunk of a local array, and the name each chunk has in error
+    messages. (Object stores go through ``remote.read_into`` instead.)"""
     if not plan.levels:
         sources = _unsharded(store, plan.keys)
         names = plan.keys
     else:
         sources, names = _sharded(store, plan)
     if plan.codec.python_stages:
-        sources = [_python_stages(plan, s, name) for s, name in zip(sources, names)]
+        sources = [python_stages(plan, s, name) for s, name in zip(sources, names)]
     return sources, names
 
 
-def _unsharded(store: Store, keys: list[str]) -> list[Source]:
-    if isinstance(store, LocalStore):
-        root = os.fsencode(store.root) + b"/"
-        return [(root + k.encode(), 0, -1) for k in keys]
-    return list(store.get_many(keys))
+def _unsharded(store: LocalStore, keys: list[str]) -> list[Source]:
+    root = os.fsencode(store.root) + b"/"
+    return [(root + k.encode(), 0, -1) for k in keys]
 
 
-def _sharded(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
+def _sharded(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
     n = len(plan.keys)
     sources: list[Source] = [None] * n
     names: list[str] = [""] * n
@@ -62,25 +61,14 @@ def _sharded(store: Store, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
         lens = nbytes[lin0]
         if len(plan.levels) > 1:
             offs, lens = _nested(store, key, plan, idx, offs, lens, names)
-        if isinstance(store, LocalStore):
-            path = os.fsencode(store.local_path(key))
-            for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
-                if off >= 0:
-                    sources[i] = (path, off, ln)
-        else:
-            wanted = [(i, off, ln) for i, off, ln in zip(members, offs.tolist(), lens.tolist())
-                      if off >= 0]
-            parts = store.get_ranges(key, [(off, ln) for _, off, ln in wanted])
-            for (i, _, ln), part in zip(wanted, parts):
-                if len(part) != ln:
-                    raise ShardIndexError(f"shard {key!r}: inner chunk {names[i]!r} ends past "
-                                          "the end of the shard", key=names[i],
-                                          codec="sharding_indexed")
-                sources[i] = part
+        path = os.fsencode(store.local_path(key))
+        for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
+            if off >= 0:
+                sources[i] = (path, off, ln)
     return sources, names
 
 
-def _nested(store: Store, key: str, plan: ChunkPlan, idx: np.ndarray, offs: np.ndarray,
+def _nested(store: LocalStore, key: str, plan: ChunkPlan, idx: np.ndarray, offs: np.ndarray,
             lens: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Follow nested shard indexes down to the innermost chunks (one index read per
     distinct inner shard)."""
@@ -107,7 +95,7 @@ def _nested(store: Store, key: str, plan: ChunkPlan, idx: np.ndarray, offs: np.n
     return offs, lens
 
 
-def load_source(source: Source) -> bytes | None:
+def load_source(source: Any) -> Any:
     """The encoded bytes of a source (a local file range is read here, in Python)."""
     if not isinstance(source, tuple):
         return source
@@ -120,8 +108,9 @@ def load_source(source: Source) -> bytes | None:
         return None
 
 
-def _python_stages(plan: ChunkPlan, source: Source, name: str) -> Source:
-    """bz2 / lzma, which the core does not link: decoded here (the GIL is released inside)."""
+def python_stages(plan: ChunkPlan, source: Any, name: str) -> Any:
+    """bz2 / lzma, which the core does not link: decoded here (the GIL is released inside).
+    ``source`` is None, a file range, or any bytes-like object."""
     data = load_source(source)
     if data is None:
         return None

@@ -28,10 +28,6 @@ class Selection:
         self.dropped = dropped  # integer-indexed axes, removed from the result
         self.out_shape = tuple(b - a for a, b, d in zip(start, stop, dropped) if not d)
 
-    @property
-    def box_shape(self) -> tuple[int, ...]:
-        return tuple(b - a for a, b in zip(self.start, self.stop))
-
 
 def normalize_selection(selection: object, shape: tuple[int, ...]) -> Selection:
     """numpy basic indexing restricted to ints, step-1 slices and one Ellipsis."""

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ngffcore import _core
-from ngffcore.errors import DecodeError, ShardIndexError
+from ngffcore.errors import ShardIndexError
 from ngffcore.plan import ChunkPlan
-from ngffcore.shard import index_range, parse_index
+from ngffcore.fetch import python_stages
+from ngffcore.shard import shard_index
 from ngffcore.store import ObjectStore
 
 
@@ -69,7 +70,6 @@ class _Decoder:
         self.names = names
         self.budget = budget
         self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
-        self.stages: tuple[Callable[[bytes], bytes], ...] = plan.codec.python_stages
 
     def put(self, index: int, source: bytes | memoryview | None) -> None:
         if source is not None:
@@ -83,17 +83,8 @@ class _Decoder:
         idx = np.fromiter((i for i, _ in batch), dtype=np.int64, count=len(batch))
         sources = [s for _, s in batch]
         names = [self.names[i] for i in idx.tolist()]
-        if self.stages:
-            for k, (s, name) in enumerate(zip(sources, names)):
-                for stage in self.stages:
-                    if sources[k] is None:
-                        break
-                    try:
-                        sources[k] = stage(sources[k])
-                    except (OSError, ValueError, EOFError) as exc:
-                        raise DecodeError(f"data is corrupt in chunk {name!r}: {exc}",
-                                          key=name, codec=getattr(stage, "__module__", None)
-                                          ) from None
+        if self.plan.codec.python_stages:
+            sources = [python_stages(self.plan, s, n) for s, n in zip(sources, names)]
         assert self.plan.codec.pipeline is not None  # innermost chunks always have one
         _core.decode_batch(self.plan.codec.pipeline, self.out,
                            np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
@@ -205,20 +196,10 @@ def planned_requests(plan: ChunkPlan, index_cache: dict[str, ShardIndex | None],
 
 async def _shard_index(store: ObjectStore, key: str, plan: ChunkPlan,
                        cache: dict[str, ShardIndex | None]) -> ShardIndex | None:
-    if key in cache:
-        return cache[key]
-    layout = plan.levels[0]
-    got = await store.get_end_async(key, layout.index_nbytes, suffix=layout.index_at_end)
-    if got is None:
-        cache[key] = None
-        return None
-    raw, size = got
-    if size < layout.index_nbytes:
-        raise ShardIndexError(f"shard index of {key!r}: shard is {size} bytes, too short for "
-                              f"an index of {layout.index_nbytes} bytes", key=key,
-                              codec="sharding_indexed")
-    offsets, nbytes = parse_index(layout, raw, key, size)
-    cache[key] = (offsets, nbytes, size)
+    if key not in cache:
+        layout = plan.levels[0]
+        got = await store.get_end_async(key, layout.index_nbytes, suffix=layout.index_at_end)
+        cache[key] = None if got is None else shard_index(layout, key, got[0], got[1])
     return cache[key]
 
 
@@ -230,14 +211,8 @@ def _descend(plan: ChunkPlan, i: int, name: str, region: memoryview, base: int,
         layout = plan.levels[level]
         key = (level, base)
         if key not in cache:
-            if len(region) < layout.index_nbytes:
-                raise ShardIndexError(f"nested shard of {name!r}: {len(region)} bytes, too "
-                                      f"short for an index of {layout.index_nbytes} bytes",
-                                      key=name, codec="sharding_indexed")
-            start, length = index_range(layout, len(region))
-            cache[key] = parse_index(layout, bytes(region[start:start + length]), name,
-                                     len(region))
-        offsets, nbytes = cache[key]
+            cache[key] = shard_index(layout, f"nested shard of {name}", region, len(region))
+        offsets, nbytes, _ = cache[key]
         lin = int(plan.inner[i, level])  # type: ignore[index]
         off = int(offsets[lin])
         if off < 0:
@@ -264,54 +239,46 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
             data = await store.get_async(plan.keys[i])
         decoder.put(i, data)
 
+    def deliver(view: memoryview, start: int, parts: list[tuple[int, int, int]]) -> None:
+        """Hand the chunks ``(offset, length, chunk)`` found in bytes fetched from ``start``."""
+        nested: dict[Any, Any] = {}
+        for off, ln, i in parts:
+            region: memoryview | None = view[off - start: off - start + ln]
+            if len(plan.levels) > 1 and region is not None:
+                region = _descend(plan, i, names[i], region, off, nested)
+            decoder.put(i, region)
+
     async def get_shard(key: str, members: list[int]) -> None:
         layout = plan.levels[0]
-        lin_all = plan.inner[members, 0]  # type: ignore[index]
-        if key not in index_cache and len(np.unique(lin_all)) == layout.n_inner:
+        lin = plan.inner[members, 0]  # type: ignore[index]
+        whole = None
+        if key not in index_cache and len(np.unique(lin)) == layout.n_inner:
             # every inner chunk is needed: one GET of the whole shard, index included
             await budget.wait_for_room()
             async with sem:
-                data = await store.get_async(key)
-            if data is None:
-                index_cache[key] = None
-            else:
-                size = len(data)
-                if size < layout.index_nbytes:
-                    raise ShardIndexError(f"shard index of {key!r}: shard is {size} bytes, too "
-                                          f"short for an index of {layout.index_nbytes} bytes",
-                                          key=key, codec="sharding_indexed")
-                view = memoryview(data)
-                start, length = index_range(layout, size)
-                offsets, nbytes = parse_index(layout, view[start:start + length], key, size)
-                index_cache[key] = (offsets, nbytes, size)
-                nested: dict[Any, Any] = {}
-                for i, lin in zip(members, lin_all.tolist()):
-                    off, ln = int(offsets[lin]), int(nbytes[lin])
-                    region: memoryview | None = None if off < 0 else view[off:off + ln]
-                    if region is not None and len(plan.levels) > 1:
-                        region = _descend(plan, i, names[i], region, off, nested)
-                    decoder.put(i, region)
-                return
-            for i in members:
-                decoder.put(i, None)
-            return
-        async with sem:
-            index = await _shard_index(store, key, plan, index_cache)
+                whole = await store.get_async(key)
+            index_cache[key] = None if whole is None else shard_index(layout, key, whole,
+                                                                       len(whole))
+        else:
+            async with sem:
+                await _shard_index(store, key, plan, index_cache)
+        index = index_cache[key]
         if index is None:
             for i in members:
                 decoder.put(i, None)
             return
         offsets, nbytes, size = index
-        lin = plan.inner[members, 0]  # type: ignore[index]
         ranges = []
         for i, off, ln in zip(members, offsets[lin].tolist(), nbytes[lin].tolist()):
             if off < 0:
                 decoder.put(i, None)  # empty inner chunk: fill value
             else:
                 ranges.append((off, ln, i))
+        if whole is not None:
+            deliver(memoryview(whole), 0, ranges)
+            return
         if not ranges:
             return
-        requests = shard_requests(ranges, size, options)
 
         async def one(start: int, end: int, parts: list) -> None:
             await budget.wait_for_room()
@@ -324,15 +291,10 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                 raise ShardIndexError(f"shard {key!r}: expected {end - start} bytes at "
                                       f"{start}, got {0 if data is None else len(data)}",
                                       key=key, codec="sharding_indexed")
-            view = memoryview(data)
-            nested: dict[int, Any] = {}
-            for off, ln, i in parts:
-                region: memoryview | None = view[off - start: off - start + ln]
-                if len(plan.levels) > 1 and region is not None:
-                    region = _descend(plan, i, names[i], region, off, nested)
-                decoder.put(i, region)
+            deliver(memoryview(data), start, parts)
 
-        await asyncio.gather(*(one(s, e, p) for s, e, p in requests))
+        await asyncio.gather(*(one(s, e, p) for s, e, p in shard_requests(ranges, size,
+                                                                          options)))
 
     if not plan.levels:
         jobs = [get_chunk(i) for i in range(n)]

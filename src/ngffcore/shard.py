@@ -9,7 +9,7 @@ import numpy as np
 from ngffcore import _core
 from ngffcore.codecs import ShardLayout
 from ngffcore.errors import ShardIndexError
-from ngffcore.store import Store
+from ngffcore.store import LocalStore
 
 
 def index_range(layout: ShardLayout, shard_len: int) -> tuple[int, int]:
@@ -45,33 +45,38 @@ def parse_index(layout: ShardLayout, raw: Any, key: str, shard_len: int
     return offsets, nbytes
 
 
-def read_shard_index(store: Store, key: str, layout: ShardLayout
-                     ) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Index of the whole shard object ``key`` from one ranged read, with the object's size;
-    None if the shard does not exist (every inner chunk is then fill value)."""
-    got = store.get_end(key, layout.index_nbytes, suffix=layout.index_at_end)
-    if got is None:
-        return None
-    raw, size = got
+def shard_index(layout: ShardLayout, key: str, raw: Any, size: int
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Parsed index of a shard object of ``size`` bytes, from its index bytes (or from the
+    whole object: the index is cut out of it), with the size."""
     if size < layout.index_nbytes:
         raise ShardIndexError(
             f"shard index of {key!r}: shard is {size} bytes, too short for an index of "
             f"{layout.index_nbytes} bytes", key=key, codec="sharding_indexed")
+    if len(raw) == size and size != layout.index_nbytes:
+        start, length = index_range(layout, size)
+        raw = memoryview(raw)[start:start + length]
     offsets, nbytes = parse_index(layout, raw, key, size)
     return offsets, nbytes, size
 
 
-def read_index(store: Store, key: str, layout: ShardLayout, base: int, shard_len: int
+def read_shard_index(store: LocalStore, key: str, layout: ShardLayout
+                     ) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Index of the whole shard object ``key`` from one ranged read, with the object's size;
+    None if the shard does not exist (every inner chunk is then fill value)."""
+    got = store.get_end(key, layout.index_nbytes, suffix=layout.index_at_end)
+    return None if got is None else shard_index(layout, key, got[0], got[1])
+
+
+def read_index(store: LocalStore, key: str, layout: ShardLayout, base: int, shard_len: int
                ) -> tuple[np.ndarray, np.ndarray]:
     """Index of a nested shard occupying ``[base, base + shard_len)`` of object ``key``;
     offsets returned are absolute positions in the object."""
-    if shard_len < layout.index_nbytes:
-        raise ShardIndexError(
-            f"shard index of {key!r}: shard is {shard_len} bytes, too short for an index of "
-            f"{layout.index_nbytes} bytes", key=key, codec="sharding_indexed")
-    start, length = index_range(layout, shard_len)
-    raw = store.get_ranges(key, [(base + start, length)])[0]
-    offsets, nbytes = parse_index(layout, raw, key, shard_len)
+    raw = b""
+    if shard_len >= layout.index_nbytes:  # else shard_index reports the short shard
+        start, length = index_range(layout, shard_len)
+        raw = store.get_ranges(key, [(base + start, length)])[0]
+    offsets, nbytes, _ = shard_index(layout, key, raw, shard_len)
     present = offsets >= 0
     offsets[present] += base
     return offsets, nbytes

@@ -223,24 +223,6 @@ class ObjectStore:
         data = _LoopThread.run(self.get_async(key))
         return None if data is None else bytes(data)
 
-    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[Any, int] | None:
-        return _LoopThread.run(self.get_end_async(key, length, suffix=suffix))
-
-    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[Any]:
-        return _LoopThread.run(self.get_ranges_async(key, ranges))
-
-    def get_many(self, keys: Sequence[str]) -> list[Any]:
-        async def all_of() -> list[Any]:
-            sem = asyncio.Semaphore(self.concurrency)
-
-            async def one(k: str) -> Any:
-                async with sem:
-                    return await self.get_async(k)
-
-            return list(await asyncio.gather(*(one(k) for k in keys)))
-
-        return _LoopThread.run(all_of())
-
 
 Store = LocalStore | ObjectStore
 
