@@ -7,6 +7,7 @@ GIL released.
 
 from ngffcore._core import get_num_threads, set_num_threads
 from ngffcore.array import Array, open_array
+from ngffcore.collection import Collection, Plate, Well
 from ngffcore.errors import (
     AuthError,
     DecodeError,
@@ -19,12 +20,27 @@ from ngffcore.errors import (
     StoreError,
     UnsupportedError,
 )
+from ngffcore.image import Image, LabelImage, Level, Region
+from ngffcore.multiscales import Axis, Channel, Window
+from ngffcore.ome import open, open_async
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Array",
     "open_array",
+    "open",
+    "open_async",
+    "Image",
+    "LabelImage",
+    "Level",
+    "Region",
+    "Axis",
+    "Channel",
+    "Window",
+    "Plate",
+    "Well",
+    "Collection",
     "get_num_threads",
     "set_num_threads",
     "NgffError",

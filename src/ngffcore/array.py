@@ -37,40 +37,42 @@ class Array:
     ``...``), boxes are half-open.
     """
 
-    __slots__ = ("_store", "_meta", "path", "_index_cache")
+    __slots__ = ("_store", "_meta", "_key_path", "_index_cache")
 
     def __init__(self, store: Store, meta: ArrayMetadata, path: str = "") -> None:
         self._store = store
         self._meta = meta
-        self.path = path
+        # where the array lives in its store; chunk keys start with it
+        self._key_path = path
         # shard key -> parsed index (or None: no such shard); remote stores only, since a
         # local index costs one pread and a cached one could go stale under a writer
         self._index_cache: dict[str, Any] = {}
 
+    @property
+    def path(self) -> str:
+        """Path of the array inside the store it was opened from ("" at the root)."""
+        return self._key_path
+
     @classmethod
     def _open(cls, store: Store, zarr_format: int | None, path: str = "") -> "Array":
-        prefix = f"{path}/" if path else ""
-        if zarr_format not in (None, 2, 3):
-            raise ValueError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
-        if zarr_format in (None, 3):
-            raw = store.get(prefix + "zarr.json")
+        for fmt, key in _metadata_keys(zarr_format, path):
+            # asked one after the other: a v3 open stays exactly one GET (issue 3)
+            raw = store.get(key)
             if raw is not None:
-                doc = parse_json(raw, f"{store.url}/{prefix}zarr.json")
-                return cls(store, parse_v3(doc, f"{store.url}/{prefix}zarr.json"), path)
-        if zarr_format in (None, 2):
-            # asked only after zarr.json is missing: a v3 open stays exactly one GET (issue 3)
-            raw = store.get(prefix + ".zarray")
+                return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path)
+        raise _not_found(store, zarr_format, path)
+
+    @classmethod
+    async def _open_async(cls, store: Store, zarr_format: int | None, path: str = ""
+                          ) -> "Array":
+        for fmt, key in _metadata_keys(zarr_format, path):
+            raw = await store.get_async(key)
             if raw is not None:
-                where = f"{store.url}/{prefix}.zarray"
-                return cls(store, parse_v2(parse_json(raw, where), where), path)
-        raise NotFoundError(f"no Zarr array at {store.url}/{path} (looked for "
-                            f"{'zarr.json' if zarr_format != 2 else ''}"
-                            f"{' and ' if zarr_format is None else ''}"
-                            f"{'.zarray' if zarr_format != 3 else ''})",
-                            path=f"{store.url}/{path}")
+                return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path)
+        raise _not_found(store, zarr_format, path)
 
     def __repr__(self) -> str:
-        return (f"<ngffcore.Array {self._store.url}/{self.path} shape={self.shape} "
+        return (f"<ngffcore.{type(self).__name__} {self._store.url}/{self._key_path} shape={self.shape} "
                 f"dtype={self.dtype} chunks={self.chunks} shards={self.shards} "
                 f"codecs={self._meta.codec.describe()}>")
 
@@ -127,7 +129,7 @@ class Array:
     def attrs(self) -> dict[str, Any]:
         """User attributes (v3: from ``zarr.json``; v2: ``.zattrs``, read on first use)."""
         if self._meta.attributes is None:
-            prefix = f"{self.path}/" if self.path else ""
+            prefix = f"{self._key_path}/" if self._key_path else ""
             raw = self._store.get(prefix + ".zattrs")
             attrs = parse_json(raw, f"{self._store.url}/{prefix}.zattrs") if raw else {}
             object.__setattr__(self._meta, "attributes", attrs)
@@ -149,10 +151,10 @@ class Array:
                 and not meta.codec.python_stages):
             # the common local case: everything from plan to scatter in one native call
             assert meta.codec.pipeline is not None
-            prefix = f"{self.path}/" if self.path else ""
+            prefix = f"{self._key_path}/" if self._key_path else ""
             _core.read_chunk_files(meta.codec.pipeline, self._core_view(sel, out), meta.shape,
                                    meta.grid_shape, sel.start, sel.stop,
-                                   os.fsencode(self._store.local_path(self.path)) + b"/",
+                                   os.fsencode(self._store.local_path(self._key_path)) + b"/",
                                    meta.key_encoding, meta.key_separator, prefix)
             return out
         plan = self._plan_selection(sel)
@@ -220,7 +222,7 @@ class Array:
         return out
 
     def _plan_selection(self, sel: Selection) -> ChunkPlan:
-        prefix = f"{self.path}/" if self.path else ""
+        prefix = f"{self._key_path}/" if self._key_path else ""
         return plan_chunks(self._meta, sel, prefix)
 
     def _plan(self, selection: Any = Ellipsis) -> ChunkPlan:
@@ -252,6 +254,27 @@ class Array:
         sources, names = chunk_sources(self._store, plan)
         loaded: list[Source] = [load_source(s) for s in sources]
         return PrefetchedRead(self, sel, plan, loaded, names)
+
+
+def _metadata_keys(zarr_format: int | None, path: str) -> list[tuple[int, str]]:
+    """The metadata objects that may describe an array at ``path``, in the order asked."""
+    if zarr_format not in (None, 2, 3):
+        raise ValueError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
+    prefix = f"{path}/" if path else ""
+    return [(fmt, prefix + name) for fmt, name in ((3, "zarr.json"), (2, ".zarray"))
+            if zarr_format in (None, fmt)]
+
+
+def parse_array_metadata(zarr_format: int, raw: Any, where: str) -> ArrayMetadata:
+    """``zarr.json`` (3) or ``.zarray`` (2) bytes → metadata; ``where`` names it in errors."""
+    doc = parse_json(raw, where)
+    return parse_v3(doc, where) if zarr_format == 3 else parse_v2(doc, where)
+
+
+def _not_found(store: Store, zarr_format: int | None, path: str) -> NotFoundError:
+    names = " and ".join(key.rsplit("/", 1)[-1] for _, key in _metadata_keys(zarr_format, path))
+    return NotFoundError(f"no Zarr array at {store.url}/{path} (looked for {names})",
+                         path=f"{store.url}/{path}")
 
 
 class PrefetchedRead:
