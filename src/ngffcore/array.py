@@ -72,7 +72,8 @@ class Array:
         raise _not_found(store, zarr_format, path)
 
     def __repr__(self) -> str:
-        return (f"<ngffcore.{type(self).__name__} {self._store.url}/{self._key_path} shape={self.shape} "
+        return (f"<ngffcore.{type(self).__name__} {self._store.url}"
+                f"{'/' + self._key_path if self._key_path else ''} shape={self.shape} "
                 f"dtype={self.dtype} chunks={self.chunks} shards={self.shards} "
                 f"codecs={self._meta.codec.describe()}>")
 

@@ -79,6 +79,10 @@ class Well:
         return self._group.path
 
     @property
+    def url(self) -> str:
+        return self._group.url
+
+    @property
     def images(self) -> tuple[WellImage, ...]:
         return self._info.images
 

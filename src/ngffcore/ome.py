@@ -60,13 +60,17 @@ async def open_node_async(store: Store, group: GroupMetadata, multiscale: int = 
         raise MetadataError(f"found a labels group listing {ome['labels']!r:.200}; open one "
                             f"of its label images (e.g. {group.url}/<name>) or the image "
                             f"beside it", path=group.url)
+    if group.zarr_format == 2 and group.path == "":
+        array = await _not_a_group(store, 2)
+        if array is not None:
+            raise array
     raise MetadataError(f"found {group.found()}; expected OME-Zarr multiscales, plate, well "
                         f"or bioformats2raw metadata", path=group.url)
 
 
 async def _not_a_group(store: Store, zarr_format: int | None) -> MetadataError | None:
-    """When there is no group metadata, say if a v2 array is there instead (this extra
-    request is made only on the way to an error)."""
+    """When there is no (OME) group metadata, say if a v2 array is there instead (this
+    extra request is made only on the way to an error)."""
     if zarr_format in (None, 2) and await store.get_async(".zarray") is not None:
         return MetadataError("found a Zarr v2 array, not an OME-Zarr group; open it with "
                              "ngffcore.open_array", path=store.url)
