@@ -23,6 +23,8 @@ from ngffcore.errors import (
 from ngffcore.image import Image, LabelImage, Level, Region
 from ngffcore.multiscales import Axis, Channel, Window
 from ngffcore.ome import open, open_async
+# validate() imports jsonschema only when called: ngffcore itself does not need it
+from ngffcore.validate import Problem, validate
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,8 @@ __all__ = [
     "Plate",
     "Well",
     "Collection",
+    "validate",
+    "Problem",
     "get_num_threads",
     "set_num_threads",
     "NgffError",
