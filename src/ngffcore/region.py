@@ -29,8 +29,10 @@ def axis_box(interval: Interval, scale: float, translation: float, size: int
         return 0, size
     if isinstance(interval, (int, float)):
         i = math.floor((float(interval) - translation) / scale + 0.5 + _EPS)
-        i = min(max(i, 0), size - 1)
-        return (i, i + 1) if size else (0, 0)
+        if not 0 <= i < size:  # outside the image: nothing, not the nearest edge pixel
+            i = min(max(i, 0), size)
+            return i, i
+        return i, i + 1
     a, b = (float(v) for v in interval)
     if not (math.isfinite(a) and math.isfinite(b)):
         raise SelectionError(f"region bounds must be finite numbers, not {interval!r}")
