@@ -7,6 +7,7 @@ GIL released.
 
 from ngffcore._core import get_num_threads, set_num_threads
 from ngffcore.array import Array, open_array
+from ngffcore.cache import CacheStats, ChunkCache
 from ngffcore.collection import Collection, Plate, Well
 from ngffcore.errors import (
     AuthError,
@@ -43,6 +44,8 @@ __all__ = [
     "Plate",
     "Well",
     "Collection",
+    "ChunkCache",
+    "CacheStats",
     "validate",
     "Problem",
     "get_num_threads",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ngffcore import _core, remote
+from ngffcore.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, OutputError
 from ngffcore.fetch import Source, chunk_sources, load_source
 from ngffcore.location import open_store
@@ -140,12 +141,27 @@ class Array:
     def __getitem__(self, selection: Any) -> np.ndarray:
         return self.read(selection)
 
-    def read(self, selection: Any = Ellipsis, out: np.ndarray | None = None) -> np.ndarray:
+    def read(self, selection: Any = Ellipsis, out: np.ndarray | None = None, *,
+             cache: ChunkCache | None = None) -> np.ndarray:
         """Read ``selection`` into a new array, or into ``out`` (right shape and dtype, any
-        strides, writable) which is returned. Missing chunks read as the fill value."""
+        strides, writable) which is returned. Missing chunks read as the fill value.
+        ``cache``: take chunks from it and keep the ones decoded here (see ``cache.py``)."""
         sel = normalize_selection(selection, self._meta.shape)
         out = self._output(sel, out)
         if out.size == 0:
+            return out
+        if cache is not None and self._meta.ndim:
+            plan = self._plan_selection(sel)
+            missing, found = self._cache_lookup(plan, cache)
+            if missing is not None:
+                fill, slab = missing
+                if isinstance(self._store, ObjectStore):
+                    run_on_io_loop(remote.read_into(self._store, fill, slab,
+                                                    self._index_cache))
+                else:
+                    self._fill_local(fill, slab)
+                self._cache_insert(plan, cache, found, slab)
+            self._scatter_cached(plan, found, sel, out)
             return out
         meta = self._meta
         if (isinstance(self._store, LocalStore) and meta.codec.shard is None
@@ -167,8 +183,8 @@ class Array:
         self._decode(plan, sources, names, sel, out)
         return out
 
-    async def read_async(self, selection: Any = Ellipsis, out: np.ndarray | None = None
-                         ) -> np.ndarray:
+    async def read_async(self, selection: Any = Ellipsis, out: np.ndarray | None = None, *,
+                         cache: ChunkCache | None = None) -> np.ndarray:
         """``read`` for asyncio code. Remote reads run on the caller's loop; cancelling one
         cancels its outstanding requests (a decode batch already in the core finishes first,
         so nothing writes into ``out`` after this returns or raises)."""
@@ -177,15 +193,80 @@ class Array:
         if out.size == 0:
             return out
         plan = self._plan_selection(sel)
+        loop = asyncio.get_running_loop()
+        if cache is not None and self._meta.ndim:
+            missing, found = self._cache_lookup(plan, cache)
+            if missing is not None:
+                fill, slab = missing
+                if isinstance(self._store, ObjectStore):
+                    await remote.read_into(self._store, fill, slab, self._index_cache)
+                else:
+                    await asyncio.shield(loop.run_in_executor(None, self._fill_local, fill,
+                                                              slab))
+                self._cache_insert(plan, cache, found, slab)
+            await asyncio.shield(loop.run_in_executor(
+                None, self._scatter_cached, plan, found, sel, out))
+            return out
         if isinstance(self._store, ObjectStore):
             await self._read_remote(plan, sel, out)
             return out
-        loop = asyncio.get_running_loop()
         assert isinstance(self._store, LocalStore)
         sources, names = await loop.run_in_executor(None, chunk_sources, self._store, plan)
         await asyncio.shield(loop.run_in_executor(
             None, self._decode, plan, sources, names, sel, out))
         return out
+
+    # -- reads through a chunk cache ------------------------------------------------------
+    def _cache_keys(self, plan: ChunkPlan) -> list[tuple[Any, ...]]:
+        url = self._store.url
+        if plan.inner is None:
+            return [(url, k) for k in plan.keys]
+        return [(url, k, *row) for k, row in zip(plan.keys, plan.inner.tolist())]
+
+    def _cache_lookup(self, plan: ChunkPlan, cache: ChunkCache
+                      ) -> tuple[tuple[ChunkPlan, np.ndarray] | None, list[Any]]:
+        """Cached chunks of ``plan`` (None where missing) and, if some are missing, a plan
+        that decodes exactly those, whole, into consecutive blocks of one new slab."""
+        found: list[Any] = cache.lookup(self._cache_keys(plan))
+        miss = [i for i, f in enumerate(found) if f is None]
+        if not miss:
+            return None, found
+        chunk = plan.codec.chunk_shape
+        ndim = len(chunk)
+        slab = np.empty((len(miss) * chunk[0], *chunk[1:]), dtype=self._meta.dtype)
+        boxes = np.zeros((len(miss), 3 * ndim), dtype=np.int64)
+        boxes[:, ndim:2 * ndim] = chunk
+        boxes[:, 2 * ndim] = np.arange(len(miss), dtype=np.int64) * chunk[0]
+        idx = np.asarray(miss, dtype=np.int64)
+        fill = ChunkPlan(boxes, [plan.keys[i] for i in miss],
+                         None if plan.inner is None else plan.inner[idx], plan.levels,
+                         plan.codec)
+        return (fill, slab), found
+
+    def _cache_insert(self, plan: ChunkPlan, cache: ChunkCache, found: list[Any],
+                      slab: np.ndarray) -> None:
+        """Fill the gaps of ``found`` with the blocks of ``slab`` and offer them to the
+        cache (kept only if it admits a slab this size)."""
+        c0 = plan.codec.chunk_shape[0]
+        keys = self._cache_keys(plan)
+        miss = [i for i, f in enumerate(found) if f is None]
+        chunks = [slab[j * c0:(j + 1) * c0] for j in range(len(miss))]
+        for i, chunk in zip(miss, chunks):
+            found[i] = chunk
+        if cache.admits(slab.nbytes):  # else a large read would flush a viewer's chunks
+            cache.insert([keys[i] for i in miss], slab, chunks)
+
+    def _fill_local(self, fill: ChunkPlan, slab: np.ndarray) -> None:
+        assert isinstance(self._store, LocalStore) and fill.codec.pipeline is not None
+        sources, names = chunk_sources(self._store, fill)
+        _core.decode_batch(fill.codec.pipeline, slab, fill.boxes, sources, names)
+
+    def _scatter_cached(self, plan: ChunkPlan, chunks: list[Any], sel: Selection,
+                        out: np.ndarray) -> None:
+        """Copy each chunk's box from decoded chunks into ``out``: one native call."""
+        names = [str(k) for k in plan.keys]
+        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out), plan.boxes,
+                           chunks, names)
 
     async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
         assert isinstance(self._store, ObjectStore)

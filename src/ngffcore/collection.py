@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+from ngffcore.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, SelectionError
 from ngffcore.group import GroupMetadata, child_group_async
 from ngffcore.image import Image, open_image_async
@@ -66,7 +67,9 @@ class Well:
     """One well: its field images (``images``, in the order the well lists them).
     ``field(i)`` opens field ``i`` as an :class:`Image`."""
 
-    def __init__(self, store: Store, group: GroupMetadata, templates: _FieldTemplates) -> None:
+    def __init__(self, store: Store, group: GroupMetadata, templates: _FieldTemplates,
+                 cache: ChunkCache | None = None) -> None:
+        self.cache = cache  # shared by every field image
         self._store = store
         self._group = group
         self._info: WellInfo = parse_well(group.ome, group.url)
@@ -116,7 +119,8 @@ class Well:
         group = await child_group_async(self._store, self._group,
                                         self._info.images[index].path)
         image = await open_image_async(self._store, group,
-                                       level_metadata=self._templates.get(group))
+                                       level_metadata=self._templates.get(group),
+                                       cache=self.cache)
         self._templates.put(group, image)
         with self._lock:
             return self._fields.setdefault(index, image)
@@ -126,8 +130,9 @@ class Plate:
     """An HCS plate: ``rows`` and ``columns`` (names), ``wells`` (those present),
     ``acquisitions``, ``field_count``; ``well(row, column)`` opens one well."""
 
-    def __init__(self, store: Store, group: GroupMetadata, reuse_field_metadata: bool = True
-                 ) -> None:
+    def __init__(self, store: Store, group: GroupMetadata, reuse_field_metadata: bool = True,
+                 cache: ChunkCache | None = None) -> None:
+        self.cache = cache  # shared by every field image of the plate
         self._store = store
         self._group = group
         self._info: PlateInfo = parse_plate(group.ome, group.url)
@@ -203,7 +208,7 @@ class Plate:
             if path in self._wells:
                 return self._wells[path]
         group = await child_group_async(self._store, self._group, path)
-        well = Well(self._store, group, self._templates)
+        well = Well(self._store, group, self._templates, self.cache)
         with self._lock:
             return self._wells.setdefault(path, well)
 
@@ -226,7 +231,9 @@ class Collection:
     """
 
     def __init__(self, store: Store, group: GroupMetadata, series: tuple[str, ...],
-                 names: tuple[str | None, ...] | None, xml: Any = None) -> None:
+                 names: tuple[str | None, ...] | None, xml: Any = None,
+                 cache: ChunkCache | None = None) -> None:
+        self.cache = cache  # shared by every series
         self._store = store
         self._group = group
         self.series = series
@@ -287,12 +294,13 @@ class Collection:
             if index in self._images:
                 return self._images[index]
         group = await child_group_async(self._store, self._group, self.series[index])
-        image = await open_image_async(self._store, group)
+        image = await open_image_async(self._store, group, cache=self.cache)
         with self._lock:
             return self._images.setdefault(index, image)
 
 
-async def open_collection_async(store: Store, group: GroupMetadata) -> Collection:
+async def open_collection_async(store: Store, group: GroupMetadata,
+                                cache: ChunkCache | None = None) -> Collection:
     """Read the series list of a bioformats2raw container (``OME/``'s attributes, else the
     OME-XML's Image count)."""
     try:
@@ -304,7 +312,8 @@ async def open_collection_async(store: Store, group: GroupMetadata) -> Collectio
         if not isinstance(series, list) or not all(isinstance(s, str) for s in series):
             raise MetadataError("OME series must be a list of group paths",
                                 path=f"{group.url}/OME")
-        return Collection(store, group, tuple(s.strip("/") for s in series), None)
+        return Collection(store, group, tuple(s.strip("/") for s in series), None,
+                          cache=cache)
     key = group.child_path("OME/METADATA.ome.xml")
     xml = await store.get_async(key)
     if xml is None:
@@ -315,7 +324,8 @@ async def open_collection_async(store: Store, group: GroupMetadata) -> Collectio
         raise MetadataError(f"OME/METADATA.ome.xml is {len(xml)} bytes (limit "
                             f"{MAX_OME_XML_BYTES})", path=group.url)
     names = _series_from_xml(xml, f"{group.url}/OME/METADATA.ome.xml")
-    return Collection(store, group, tuple(str(i) for i in range(len(names))), names, xml)
+    return Collection(store, group, tuple(str(i) for i in range(len(names))), names, xml,
+                      cache)
 
 
 __all__ = ["Plate", "Well", "Collection", "open_collection_async"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ngffcore.array import Array
+from ngffcore.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, SelectionError
 from ngffcore.group import GroupMetadata, child_group_async, consolidated_child
 from ngffcore.metadata import ArrayMetadata, parse_v3
@@ -33,6 +34,7 @@ from ngffcore.multiscales import (
 )
 from ngffcore.region import Interval, axis_box, choose_level, region_intervals
 from ngffcore.store import ObjectStore, RequestStats, Store, run_on_io_loop
+from ngffcore.tile import TileRequest
 
 
 class Level(Array):
@@ -82,7 +84,11 @@ class Image:
     """
 
     def __init__(self, store: Store, group: GroupMetadata, multiscales: tuple[Multiscale, ...],
-                 index: int, levels: tuple[Level, ...]) -> None:
+                 index: int, levels: tuple[Level, ...], cache: ChunkCache | None = None
+                 ) -> None:
+        #: decoded chunks of every level and channel (and of label images), used by tile
+        #: reads; None: tiles are read without a cache
+        self.cache = cache
         self._store = store
         self._group = group
         self._multiscales = multiscales
@@ -158,7 +164,7 @@ class Image:
         return run_on_io_loop(self.open_multiscale_async(index))
 
     async def open_multiscale_async(self, index: int) -> "Image":
-        return await open_image_async(self._store, self._group, index)
+        return await open_image_async(self._store, self._group, index, cache=self.cache)
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -187,7 +193,8 @@ class Image:
         names = parse_label_names(group.ome, group.url) if "labels" in group.ome else ()
         groups = await asyncio.gather(*(child_group_async(self._store, group, n)
                                         for n in names))
-        images = await asyncio.gather(*(open_image_async(self._store, g, label=True)
+        images = await asyncio.gather(*(open_image_async(self._store, g, label=True,
+                                                         cache=self.cache)
                                         for g in groups))
         return {n: img for n, img in zip(names, images) if isinstance(img, LabelImage)}
 
@@ -249,6 +256,39 @@ class Image:
                                                    out=out)
         return self._region(index, box, data)
 
+    # -- viewer tiles ----------------------------------------------------------------------
+    def tile(self, level: int, row: int, col: int, *, size: int = 512, t: int | None = None,
+             z: int | None = None, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Tile ``(row, col)`` of a grid of ``size``×``size`` pixel tiles over ``level``'s
+        y/x plane (edge tiles clipped): ``(channels, h, w)`` pixels. ``t``/``z`` are plane
+        indices (default: omero's ``defaultT``/``defaultZ``, else 0); ``channels`` indices
+        (default all). Every channel's chunk requests are in flight together; chunks come
+        from and go to ``self.cache``. Thread-safe."""
+        return self._tile_request(level, row, col, size, t, z, channels).read(self.cache)
+
+    async def tile_async(self, level: int, row: int, col: int, *, size: int = 512,
+                         t: int | None = None, z: int | None = None,
+                         channels: Sequence[int] | None = None) -> np.ndarray:
+        """:meth:`tile` for asyncio code; cancelling it cancels its outstanding requests."""
+        return await self._tile_request(level, row, col, size, t, z, channels).read_async(
+            self.cache)
+
+    def tile_box(self, level: int, y: tuple[int, int], x: tuple[int, int], *,
+                 t: int | None = None, z: int | None = None,
+                 channels: Sequence[int] | None = None) -> np.ndarray:
+        """Any half-open pixel box ``y`` × ``x`` of ``level`` as a tile (viewers' tiles rarely
+        align with chunks): ``(channels, y1 - y0, x1 - x0)``; otherwise as :meth:`tile`."""
+        return TileRequest(self, level, y, x, t, z, channels).read(self.cache)
+
+    async def tile_box_async(self, level: int, y: tuple[int, int], x: tuple[int, int], *,
+                             t: int | None = None, z: int | None = None,
+                             channels: Sequence[int] | None = None) -> np.ndarray:
+        return await TileRequest(self, level, y, x, t, z, channels).read_async(self.cache)
+
+    def _tile_request(self, level: int, row: int, col: int, size: int, t: int | None,
+                      z: int | None, channels: Sequence[int] | None) -> TileRequest:
+        return TileRequest.grid(self, level, row, col, size, t, z, channels)
+
     def _region(self, index: int, box: tuple[tuple[int, int], ...], data: np.ndarray
                 ) -> Region:
         lvl = self.levels[index]
@@ -261,8 +301,9 @@ class LabelImage(Image):
     RGBA ints), ``properties`` (value → dict) and ``source``."""
 
     def __init__(self, store: Store, group: GroupMetadata, multiscales: tuple[Multiscale, ...],
-                 index: int, levels: tuple[Level, ...], info: LabelInfo) -> None:
-        super().__init__(store, group, multiscales, index, levels)
+                 index: int, levels: tuple[Level, ...], info: LabelInfo,
+                 cache: ChunkCache | None = None) -> None:
+        super().__init__(store, group, multiscales, index, levels, cache)
         self.label_info = info
 
     @property
@@ -288,7 +329,7 @@ async def _level_metadata(store: Store, group: GroupMetadata, path: str) -> Arra
 
 async def open_image_async(store: Store, group: GroupMetadata, index: int = 0,
                            level_metadata: Sequence[ArrayMetadata] | None = None,
-                           label: bool = False) -> Image:
+                           label: bool = False, cache: ChunkCache | None = None) -> Image:
     """The image described by ``group`` (multiscale ``index``). ``level_metadata`` (from a
     plate's first field) skips reading the levels' array metadata. ``label``: a
     :class:`LabelImage` even without ``image-label`` (it is listed under ``labels/``)."""
@@ -318,8 +359,8 @@ async def open_image_async(store: Store, group: GroupMetadata, index: int = 0,
     if "image-label" in group.ome or label:
         info = (parse_image_label(group.ome, where) if "image-label" in group.ome
                 else LabelInfo({}, {}, None, None))
-        return LabelImage(store, group, multiscales, ms.index, tuple(levels), info)
-    return Image(store, group, multiscales, ms.index, tuple(levels))
+        return LabelImage(store, group, multiscales, ms.index, tuple(levels), info, cache)
+    return Image(store, group, multiscales, ms.index, tuple(levels), cache)
 
 
 __all__ = ["Image", "LabelImage", "Level", "Region", "open_image_async"]

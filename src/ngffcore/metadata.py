@@ -67,6 +67,17 @@ class ArrayMetadata:
         """Codec of the innermost chunks: the unit the core decodes."""
         return self.shard_levels[-1].inner if self.shard_levels else self.codec
 
+    @cached_property
+    def decoded_pipeline(self) -> _core.Pipeline:
+        """Scatters chunks that are already decoded (whole innermost chunks, C order, in the
+        result's byte order): the copy step of reads through a chunk cache."""
+        shape = self.leaf_codec.chunk_shape
+        strides = [self.dtype.itemsize] * len(shape)
+        for d in range(len(shape) - 2, -1, -1):
+            strides[d] = strides[d + 1] * shape[d + 1]
+        return _core.Pipeline(itemsize=self.dtype.itemsize, chunk_shape=shape,
+                              chunk_strides=strides, fill_value=self.fill_bytes)
+
 
 def parse_json(raw: Any, path: str) -> dict[str, Any]:
     """Decode a metadata document (any bytes-like object); anything but a JSON object is a

@@ -1,0 +1,127 @@
+"""The decoded-chunk cache: chunks a read decoded, kept for the next read that needs them.
+
+Viewers read neighbouring and repeated tiles: a chunk decoded once serves them all with no
+request and no decode. Reads through a cache decode every missing chunk whole into one
+*slab* (one native call), then scatter the needed boxes from cached chunks into the output
+(a second native call, a plain strided copy). The cache is an LRU of slabs, bounded in
+bytes: a slab's chunks live and die together, so the bound counts real memory, never
+views that keep a larger buffer alive. A read whose missing chunks alone would fill more
+than ``bypass_fraction`` of the cache bypasses it (a whole-level read would evict everything
+a viewer holds, for no later gain).
+
+Keys are ``(store url, chunk key, inner chunk index…)``: images opened twice from one
+location share entries. Cached chunks are immutable (read-only arrays). Thread-safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: default size of an image's cache (bytes)
+DEFAULT_CACHE_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """``hits``/``misses``: chunks found / not found; ``evictions``: slabs dropped;
+    ``bytes``: decoded bytes held; ``chunks``: chunks held."""
+
+    hits: int
+    misses: int
+    evictions: int
+    bytes: int
+    chunks: int
+
+
+class ChunkCache:
+    """A byte-bounded LRU of decoded chunks, shared by every level and channel of the images
+    it is given to (``ngffcore.open(..., cache=ChunkCache(...))`` shares it across images).
+    Thread-safe: one lock around dictionary updates; no I/O or decoding under it."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *, bypass_fraction: float = 0.25
+                 ) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        if not 0 < bypass_fraction <= 1:
+            raise ValueError("bypass_fraction must be in (0, 1]")
+        self.max_bytes = int(max_bytes)
+        self.bypass_fraction = bypass_fraction
+        self._lock = threading.Lock()
+        self._slab_ids = itertools.count()
+        # slab id -> (nbytes, keys); most recently used last
+        self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...]]] = OrderedDict()
+        self._chunks: dict[Hashable, tuple[int, np.ndarray]] = {}  # key -> (slab id, chunk)
+        self._bytes = 0
+        self._hits = self._misses = self._evictions = 0
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (f"ChunkCache({s.bytes}/{self.max_bytes} bytes, {s.chunks} chunks, "
+                f"{s.hits} hits, {s.misses} misses)")
+
+    def admits(self, nbytes: int) -> bool:
+        """Whether a read decoding ``nbytes`` of missing chunks goes through the cache."""
+        return nbytes <= self.max_bytes * self.bypass_fraction
+
+    def lookup(self, keys: Sequence[Hashable]) -> list[np.ndarray | None]:
+        """The cached chunk for each key (None where absent); found slabs become the most
+        recently used."""
+        found: list[np.ndarray | None] = []
+        with self._lock:
+            for key in keys:
+                entry = self._chunks.get(key)
+                if entry is None:
+                    found.append(None)
+                    continue
+                slab, chunk = entry
+                self._slabs.move_to_end(slab)
+                found.append(chunk)
+            hits = sum(f is not None for f in found)
+            self._hits += hits
+            self._misses += len(found) - hits
+        return found
+
+    def insert(self, keys: Sequence[Hashable], slab: np.ndarray, chunks: Sequence[np.ndarray]
+               ) -> None:
+        """Hold ``chunks`` (views of ``slab``, one per key) until their slab is evicted."""
+        if len(keys) != len(chunks):
+            raise ValueError("one chunk per key")
+        nbytes = slab.nbytes
+        if nbytes > self.max_bytes:
+            return
+        slab.flags.writeable = False  # its views, cached and handed out, are read-only too
+        with self._lock:
+            sid = next(self._slab_ids)
+            kept = []
+            for key, chunk in zip(keys, chunks):
+                if key not in self._chunks:  # a concurrent read may have put it first
+                    self._chunks[key] = (sid, chunk)
+                    kept.append(key)
+            self._slabs[sid] = (nbytes, tuple(kept))
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes and self._slabs:
+                _, (size, old_keys) = self._slabs.popitem(last=False)
+                self._bytes -= size
+                self._evictions += 1
+                for key in old_keys:
+                    del self._chunks[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slabs.clear()
+            self._chunks.clear()
+            self._bytes = 0
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(self._hits, self._misses, self._evictions, self._bytes,
+                              len(self._chunks))
+
+
+__all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES"]
