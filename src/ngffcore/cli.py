@@ -1,10 +1,11 @@
-"""The ``ngffcore`` command: ``info``, ``read`` and ``validate`` on any location.
+"""The ``ngffcore`` command: ``info``, ``read``, ``validate`` and ``bench`` on any location.
 
 ``info`` describes what ``ngffcore.open`` finds (image, plate, well, collection, or a plain
 array) as a text tree or as JSON; both come from one description, so they never disagree.
 ``read`` writes a physical region of an image to a ``.npy`` file through a memory map, in
 chunk-aligned slabs with a progress bar when the read is large. ``validate`` prints the
-problems ``ngffcore.validate`` finds. Exit status: 0 success, 1 problems found (validate),
+problems ``ngffcore.validate`` finds. ``bench`` (in ``bench.py``) times random tile reads,
+cold and warm. Exit status: 0 success, 1 problems found (validate),
 2 errors (nothing there, bad metadata, bad arguments).
 """
 
@@ -161,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="use the strict schemas (also require what the spec recommends)")
     validate.add_argument("--fail-on-warning", action="store_true",
                           help="exit 1 on warnings too, not only on errors")
+
+    from ngffcore.bench import add_bench_parser  # bench imports this module's helpers
+
+    add_bench_parser(sub, common)
     return parser
 
 
@@ -753,6 +758,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args, stdout)
         if args.command == "read":
             return cmd_read(args, stdout, stderr)
+        if args.command == "bench":
+            from ngffcore.bench import cmd_bench
+
+            return cmd_bench(args, stdout, stderr)
         return cmd_validate(args, stdout)
     except (NgffError, CliError) as exc:
         print(f"ngffcore {args.command}: error: {exc}", file=stderr)
