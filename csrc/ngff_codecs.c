@@ -342,6 +342,14 @@ ngff_status ngff_crc32c_strip(const uint8_t *src, size_t src_len, size_t *payloa
     return NGFF_OK;
 }
 
+int ngff_blosc_identity_shuffle(const uint8_t *src, size_t src_len)
+{
+    enum { FLAG_SHUFFLE = 0x1, FLAG_BITSHUFFLE = 0x4 };
+    /* both flags set marks a blosc2 extended header: its filters live elsewhere */
+    return src_len >= 16 && src[3] == 1 &&
+           (src[2] & (FLAG_SHUFFLE | FLAG_BITSHUFFLE)) == FLAG_SHUFFLE;
+}
+
 ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
                               size_t *blocksize, size_t *typesize, char *detail)
 {

@@ -40,6 +40,11 @@ ngff_status ngff_crc32c_strip(const uint8_t *src, size_t src_len, size_t *payloa
  * of the decoded chunk (whose full size must be `expected`). Writes whole items of the
  * chunk's blosc typesize into dst (capacity dst_cap) and sets *dst_origin to the decoded
  * offset of dst[0]. */
+/* Whether a blosc frame carries the byte-shuffle flag for 1-byte items. That shuffle is the
+ * identity, but c-blosc2 undoes it byte by byte at ~10x the cost of the decode itself; such
+ * frames decode to the same bytes with the flag (bit 0 of header byte 2) cleared. */
+int ngff_blosc_identity_shuffle(const uint8_t *src, size_t src_len);
+
 /* Validates a blosc frame decoding to `expected` bytes; gives its block size and typesize. */
 ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
                               size_t *blocksize, size_t *typesize, char *detail);

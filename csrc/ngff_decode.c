@@ -216,6 +216,26 @@ static ngff_status decode_blosc_blocks(ngff_worker *w, const ngff_batch *b, cons
     return NGFF_OK;
 }
 
+/* Clears the identity byte shuffle of a 1-byte-item blosc frame (see
+ * ngff_blosc_identity_shuffle): in place when the bytes are in a worker buffer, else in a
+ * copy in buf[0] (unused by in-memory sources), so decoding 256 KiB of uint8 costs ~20 µs
+ * instead of ~250 µs. Never writes the caller's bytes. */
+static ngff_status unflag_identity_shuffle(ngff_worker *w, const uint8_t **cur, size_t cur_len)
+{
+    if (!ngff_blosc_identity_shuffle(*cur, cur_len))
+        return NGFF_OK;
+    uint8_t *own = (uint8_t *)(uintptr_t)*cur;
+    if (*cur != w->buf[0].data && *cur != w->buf[1].data && *cur != w->buf[2].data) {
+        own = ngff_buffer_reserve(&w->buf[0], cur_len);
+        if (!own)
+            return NGFF_ERR_NOMEM;
+        memcpy(own, *cur, cur_len);
+        *cur = own;
+    }
+    own[2] &= (uint8_t)~0x1;
+    return NGFF_OK;
+}
+
 /* Encoded bytes → codec chain (reverse order) → scatter into the box. */
 static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk_box *cb,
                                 const uint8_t *cur, size_t cur_len, ngff_chunk_result *res)
@@ -233,6 +253,11 @@ static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk
             if (st != NGFF_OK)
                 return fail(res, st, codec);
             continue;
+        }
+        if (codec == NGFF_CODEC_BLOSC) {
+            st = unflag_identity_shuffle(w, &cur, cur_len);
+            if (st != NGFF_OK)
+                return fail(res, st, codec);
         }
         int final = 1, crcs_after = 0;
         for (int32_t j = 0; j < k; j++) {

@@ -295,3 +295,31 @@ def test_many_chunks(writer, make_data, check_read, identical):
     path = writer.v2(data, chunks=(32, 32), compressor=Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE))
     check_read(path, [Ellipsis, (slice(5, 500), slice(17, 511)), (300, slice(None)), (slice(None), 31)])
     identical(ngffcore.open_array(path)[...], data)
+
+
+@pytest.mark.parametrize("source", ["memory", "file"])
+@pytest.mark.parametrize("box", ["whole", "part"])
+def test_uint8_byte_shuffle_frames_decode_without_touching_the_source(tmp_path, source, box):
+    """1-byte items with the byte-shuffle flag (zarr v2's default Blosc on uint8) decode from
+    a flag-cleared copy (c-blosc2 is ~10x slower with the flag): same pixels, and the
+    caller's encoded bytes are never modified."""
+    from ngffcore import _core
+    from ngffcore.metadata import parse_v2
+
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:256, 0:256]
+    data = ((x // 9 + y // 13) % 200 + rng.integers(0, 3, (256, 256))).astype(np.uint8)
+    frame = Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=8192).encode(data)
+    assert frame[3] == 1 and frame[2] & 0x5 == 0x1  # typesize 1, byte shuffle
+    original = bytes(frame)
+    meta = parse_v2({"zarr_format": 2, "shape": [256, 256], "chunks": [256, 256],
+                     "dtype": "|u1", "compressor": Blosc(cname="lz4").get_config(),
+                     "fill_value": 0, "order": "C", "filters": None}, "mem")
+    (path := tmp_path / "chunk").write_bytes(frame)
+    src = frame if source == "memory" else (str(path).encode(), 0, -1)
+    (y0, y1), (x0, x1) = ((0, 256), (0, 256)) if box == "whole" else ((37, 201), (5, 250))
+    out = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    boxes = np.array([[y0, x0, y1 - y0, x1 - x0, 0, 0]], dtype=np.int64)
+    _core.decode_batch(meta.codec.pipeline, out, boxes, [src], ["c"])
+    np.testing.assert_array_equal(out, data[y0:y1, x0:x1])
+    assert bytes(frame) == original and path.read_bytes() == original
