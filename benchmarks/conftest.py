@@ -129,13 +129,18 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
+LOCAL_SUITE_MODULES = ("test_bench_read.py", "test_bench_stages.py", "test_bench_memory.py")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     bs = getattr(config, "_benchmarksession", None)
     memory = config.stash.get(MEMORY_KEY, [])
     remote_notes = config.stash.get(REMOTE_NOTES_KEY, [])
     all_rows = report.rows_from_session(bs.benchmarks) if bs is not None else []
-    rows = [r for r in all_rows if not remote_report.is_remote(r)]
+    # latest.md holds the local read suite only: render and tile benchmarks report themselves
+    rows = [r for r in all_rows if not remote_report.is_remote(r)
+            and r.get("module") in LOCAL_SUITE_MODULES]
     remote_rows = [r for r in all_rows if remote_report.is_remote(r)]
     if bs is not None and bs.disabled and not memory:
         terminalreporter.write_line(

@@ -55,6 +55,7 @@ def rows_from_session(benchmarks: Iterable[Any]) -> list[dict[str, Any]]:
             {
                 "group": b.group or "",
                 "name": b.name,
+                "module": str(getattr(b, "fullname", "")).split("::")[0].rsplit("/", 1)[-1],
                 "extra": dict(b.extra_info or {}),
                 "median": statistics.median(data),
                 "min": min(data),

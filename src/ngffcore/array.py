@@ -193,7 +193,6 @@ class Array:
         if out.size == 0:
             return out
         plan = self._plan_selection(sel)
-        loop = asyncio.get_running_loop()
         if cache is not None and self._meta.ndim:
             missing, found = self._cache_lookup(plan, cache)
             if missing is not None:
@@ -201,19 +200,17 @@ class Array:
                 if isinstance(self._store, ObjectStore):
                     await remote.read_into(self._store, fill, slab, self._index_cache)
                 else:
-                    await asyncio.shield(loop.run_in_executor(None, self._fill_local, fill,
-                                                              slab))
+                    await _to_completion(self._fill_local, fill, slab)
                 self._cache_insert(plan, cache, found, slab)
-            await asyncio.shield(loop.run_in_executor(
-                None, self._scatter_cached, plan, found, sel, out))
+            await _to_completion(self._scatter_cached, plan, found, sel, out)
             return out
         if isinstance(self._store, ObjectStore):
             await self._read_remote(plan, sel, out)
             return out
         assert isinstance(self._store, LocalStore)
-        sources, names = await loop.run_in_executor(None, chunk_sources, self._store, plan)
-        await asyncio.shield(loop.run_in_executor(
-            None, self._decode, plan, sources, names, sel, out))
+        sources, names = await asyncio.get_running_loop().run_in_executor(
+            None, chunk_sources, self._store, plan)
+        await _to_completion(self._decode, plan, sources, names, sel, out)
         return out
 
     # -- reads through a chunk cache ------------------------------------------------------
@@ -336,6 +333,22 @@ class Array:
         sources, names = chunk_sources(self._store, plan)
         loaded: list[Source] = [load_source(s) for s in sources]
         return PrefetchedRead(self, sel, plan, loaded, names)
+
+
+async def _to_completion(fn: Any, *args: Any) -> None:
+    """Run native work (which writes into the caller's buffers) on a worker thread. If the
+    awaiting task is cancelled, the work still runs to its end before CancelledError
+    propagates: nothing writes into ``out`` after the read has returned or raised."""
+    work = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            try:
+                await asyncio.wait([work])
+            except asyncio.CancelledError:
+                pass
+        raise
 
 
 def _metadata_keys(zarr_format: int | None, path: str) -> list[tuple[int, str]]:

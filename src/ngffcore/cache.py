@@ -95,7 +95,9 @@ class ChunkCache:
         nbytes = slab.nbytes
         if nbytes > self.max_bytes:
             return
-        slab.flags.writeable = False  # its views, cached and handed out, are read-only too
+        slab.flags.writeable = False
+        for chunk in chunks:  # views made before keep their own flag
+            chunk.flags.writeable = False
         with self._lock:
             sid = next(self._slab_ids)
             kept = []
@@ -103,6 +105,8 @@ class ChunkCache:
                 if key not in self._chunks:  # a concurrent read may have put it first
                     self._chunks[key] = (sid, chunk)
                     kept.append(key)
+            if not kept:
+                return  # nothing of this slab is held: it must not count
             self._slabs[sid] = (nbytes, tuple(kept))
             self._bytes += nbytes
             while self._bytes > self.max_bytes and self._slabs:

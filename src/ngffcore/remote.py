@@ -148,6 +148,12 @@ def shard_requests(ranges: list[tuple[int, int, int]], size: int, options: Remot
     return _coalesce(ranges, options.coalesce_gap)
 
 
+def _needs_whole_shard(plan: ChunkPlan, members: list[int]) -> bool:
+    """Every inner chunk of the shard is needed: one GET of the whole shard, index included
+    (asked only while its index is not cached)."""
+    return len(np.unique(plan.inner[members, 0])) == plan.levels[0].n_inner  # type: ignore[index]
+
+
 @dataclass(frozen=True)
 class PlannedRequest:
     """One request a read would send. ``start``/``end``: half-open byte range, None for the
@@ -171,8 +177,11 @@ def planned_requests(plan: ChunkPlan, index_cache: dict[str, ShardIndex | None],
     for i, key in enumerate(plan.keys):
         by_shard[key].append(i)
     for key, members in by_shard.items():
+        layout = plan.levels[0]
+        if key not in index_cache and _needs_whole_shard(plan, members):
+            out.append(PlannedRequest("get", key, chunks=len(members)))
+            continue
         if key not in index_cache:
-            layout = plan.levels[0]
             out.append(PlannedRequest("suffix_get" if layout.index_at_end else "range_get", key,
                                       None if layout.index_at_end else 0,
                                       None if layout.index_at_end else layout.index_nbytes))
@@ -252,7 +261,7 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
         layout = plan.levels[0]
         lin = plan.inner[members, 0]  # type: ignore[index]
         whole = None
-        if key not in index_cache and len(np.unique(lin)) == layout.n_inner:
+        if key not in index_cache and _needs_whole_shard(plan, members):
             # every inner chunk is needed: one GET of the whole shard, index included
             await budget.wait_for_room()
             async with sem:

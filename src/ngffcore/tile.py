@@ -38,16 +38,31 @@ def _default_plane(image: "Image", key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _runs(channels: Sequence[int]) -> list[tuple[int, int, int]]:
-    """Consecutive runs ``(first output row, first channel, count)`` of a channel list."""
-    runs: list[tuple[int, int, int]] = []
-    for k, c in enumerate(channels):
-        if runs and runs[-1][1] + runs[-1][2] == c:
-            row, first, n = runs[-1]
-            runs[-1] = (row, first, n + 1)
-        else:
-            runs.append((k, c, 1))
-    return runs
+def _segments(channels: Sequence[int], chunk: int) -> list[tuple[int, int, list[int]]]:
+    """The reads of a channel list: ``(first channel, stop, output rows)`` per read, rows
+    listing where each channel of ``[first, stop)`` goes (-1: read but not wanted).
+
+    Channels in separate chunks along c (``chunk`` 1: planar) are grouped into runs that are
+    consecutive in the output, so one read fills them in place. Channels that share a chunk
+    (interleaved RGB) are read together whatever order they are asked in: one request per
+    chunk, never split by channel."""
+    if chunk == 1:
+        runs: list[tuple[int, int, list[int]]] = []
+        for row, c in enumerate(channels):
+            if runs and runs[-1][1] == c and runs[-1][2][-1] == row - 1:
+                first, _, rows = runs[-1]
+                runs[-1] = (first, c + 1, rows + [row])
+            else:
+                runs.append((c, c + 1, [row]))
+        return runs
+    by_chunk: dict[int, dict[int, int]] = {}
+    for row, c in enumerate(channels):
+        by_chunk.setdefault(c // chunk, {})[c] = row
+    segments = []
+    for wanted in by_chunk.values():
+        first, stop = min(wanted), max(wanted) + 1
+        segments.append((first, stop, [wanted.get(c, -1) for c in range(first, stop)]))
+    return segments
 
 
 class TileRequest:
@@ -74,6 +89,9 @@ class TileRequest:
                                      f"{image.axes[axis].name!r} of size {shape[axis]}")
             sel[axis] = slice(start, stop)
         for plane_axis, value, key in ((it, t, "defaultT"), (iz, z, "defaultZ")):
+            if plane_axis is None and value not in (None, 0):
+                raise SelectionError(f"the image has no {key[-1].lower()} axis: "
+                                     f"{key[-1].lower()} must be None or 0")
             if plane_axis is not None:
                 axis = plane_axis
                 plane = _default_plane(image, key) if value is None else int(value)
@@ -94,11 +112,12 @@ class TileRequest:
         kept = [a for a in (ic, iy, ix) if a is not None]
         order = sorted(kept)
         self.perm = tuple(order.index(a) for a in kept)
-        self.reads: list[tuple[tuple[Any, ...], int, int]] = []
-        for row, first, n in _runs(chans):
+        chunk_c = self.array.chunks[ic] if ic is not None else 1
+        self.reads: list[tuple[tuple[Any, ...], list[int]]] = []
+        for first, stop, rows in _segments(chans, chunk_c):
             if ic is not None:
-                sel[ic] = slice(first, first + n)
-            self.reads.append((tuple(sel), row, n))
+                sel[ic] = slice(first, stop)
+            self.reads.append((tuple(sel), rows))
 
     @classmethod
     def grid(cls, image: "Image", level: int, row: int, col: int, size: int, t: int | None,
@@ -115,28 +134,54 @@ class TileRequest:
         return cls(image, level, grid_box(shape[iy], row, size, "row"),
                    grid_box(shape[ix], col, size, "column"), t, z, channels)
 
-    def _target(self, out: np.ndarray, row: int, n: int) -> np.ndarray:
-        """The part of ``out`` (c, h, w) one read fills, seen in the level's axis order."""
-        part = out[row:row + n]
+    def _view(self, block: np.ndarray) -> np.ndarray:
+        """``block`` (c, h, w) seen in the level's axis order, as one read writes it."""
         if len(self.perm) == 2:  # no channel axis
-            part = part[0]
-        return part.transpose(np.argsort(self.perm))
+            block = block[0]
+        return block.transpose(np.argsort(self.perm))
+
+    def _target(self, rows: list[int], out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Where one read writes (in the level's axis order), and the block to place into
+        ``out`` afterwards (None when the read lands in ``out`` directly)."""
+        if rows[0] >= 0 and rows == list(range(rows[0], rows[0] + len(rows))):
+            return self._view(out[rows[0]:rows[0] + len(rows)]), None
+        # channels of one chunk asked out of order or with gaps: read together, then place
+        block = np.empty((len(rows), *self.shape[1:]), dtype=out.dtype)
+        return self._view(block), block
+
+    @staticmethod
+    def _place(block: np.ndarray | None, rows: list[int], out: np.ndarray) -> None:
+        if block is not None:
+            for k, row in enumerate(rows):
+                if row >= 0:
+                    out[row] = block[k]
+
+    def _read_one(self, sel: tuple[Any, ...], rows: list[int], out: np.ndarray, cache: Any
+                  ) -> None:
+        target, block = self._target(rows, out)
+        self.array.read(sel, out=target, cache=cache)
+        self._place(block, rows, out)
+
+    async def _read_one_async(self, sel: tuple[Any, ...], rows: list[int], out: np.ndarray,
+                              cache: Any) -> None:
+        target, block = self._target(rows, out)
+        await self.array.read_async(sel, out=target, cache=cache)
+        self._place(block, rows, out)
 
     def read(self, cache: Any) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.array.dtype)
         if len(self.reads) == 1:
-            sel, row, n = self.reads[0]
-            self.array.read(sel, out=self._target(out, row, n), cache=cache)
-        else:  # all runs in flight together
+            sel, rows = self.reads[0]
+            self._read_one(sel, rows, out, cache)
+        else:  # all reads in flight together
             run_on_io_loop(self.read_async(cache, out))
         return out
 
     async def read_async(self, cache: Any, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
             out = np.empty(self.shape, dtype=self.array.dtype)
-        await asyncio.gather(*(self.array.read_async(sel, out=self._target(out, row, n),
-                                                     cache=cache)
-                               for sel, row, n in self.reads))
+        await asyncio.gather(*(self._read_one_async(sel, rows, out, cache)
+                               for sel, rows in self.reads))
         return out
 
 
