@@ -3,10 +3,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+/* A decode batch (batch != NULL) or a parallel for (fn != NULL) in progress. */
 typedef struct job {
     const ngff_batch *batch;
-    int64_t next; /* next chunk to claim */
-    int64_t done; /* chunks finished */
+    ngff_task_fn fn;
+    void *ctx;
+    int64_t n;    /* chunks or tasks */
+    int64_t next; /* next one to claim */
+    int64_t done; /* finished */
+    int64_t failed; /* parallel for: lowest failed task, -1 if none */
+    ngff_status status; /* parallel for: its status */
     pthread_cond_t finished;
     struct job *link;
 } job;
@@ -34,18 +40,33 @@ static void unlink_job(ngff_pool *pool, job *j)
         *pp = j->link;
 }
 
-/* Claims the next chunk of j; called with the lock held. */
+/* Claims the next chunk or task of j; called with the lock held. */
 static int64_t claim(ngff_pool *pool, job *j)
 {
     int64_t i = j->next++;
-    if (j->next >= j->batch->n_chunks)
+    if (j->next >= j->n)
         unlink_job(pool, j);
     return i;
 }
 
-static void finish(job *j)
+/* Runs item i of j without the lock; returns its status (parallel for only). */
+static ngff_status run_item(ngff_worker *w, job *j, int64_t i)
 {
-    if (++j->done == j->batch->n_chunks)
+    if (j->batch) {
+        ngff_decode_chunk(w, j->batch, i);
+        return NGFF_OK;
+    }
+    return j->fn(j->ctx, i);
+}
+
+/* Called with the lock held once item i has run. */
+static void finish(job *j, int64_t i, ngff_status st)
+{
+    if (st != NGFF_OK && (j->failed < 0 || i < j->failed)) {
+        j->failed = i;
+        j->status = st;
+    }
+    if (++j->done == j->n)
         pthread_cond_broadcast(&j->finished);
 }
 
@@ -69,9 +90,9 @@ static void *worker_main(void *arg_)
         job *j = pool->queue;
         int64_t i = claim(pool, j);
         pthread_mutex_unlock(&pool->lock);
-        ngff_decode_chunk(w, j->batch, i);
+        ngff_status st = run_item(w, j, i);
         pthread_mutex_lock(&pool->lock);
-        finish(j);
+        finish(j, i, st);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
@@ -185,6 +206,33 @@ static void give_back(ngff_pool *pool, ngff_worker *w)
     pthread_mutex_unlock(&pool->lock);
 }
 
+/* Queues j (when it has more than one item and there are background threads), works on it
+ * on the calling thread until every item is claimed, and waits for the others to finish. */
+static void run_job(ngff_pool *pool, job *j, ngff_worker *w)
+{
+    pthread_cond_init(&j->finished, NULL);
+    pthread_mutex_lock(&pool->lock);
+    if (j->n > 1 && pool->nbackground > 0) {
+        job **tail = &pool->queue;
+        while (*tail)
+            tail = &(*tail)->link;
+        *tail = j;
+        pthread_cond_broadcast(&pool->work);
+    }
+    /* the caller works on its own job only, so it returns as soon as that is done */
+    while (j->next < j->n) {
+        int64_t i = claim(pool, j);
+        pthread_mutex_unlock(&pool->lock);
+        ngff_status st = run_item(w, j, i);
+        pthread_mutex_lock(&pool->lock);
+        finish(j, i, st);
+    }
+    while (j->done < j->n)
+        pthread_cond_wait(&j->finished, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_cond_destroy(&j->finished);
+}
+
 ngff_status ngff_pool_run(ngff_pool *pool, const ngff_batch *batch, int64_t *first_failed)
 {
     *first_failed = -1;
@@ -193,28 +241,8 @@ ngff_status ngff_pool_run(ngff_pool *pool, const ngff_batch *batch, int64_t *fir
     ngff_worker *w = borrow(pool);
     if (!w)
         return NGFF_ERR_NOMEM;
-    job j = {.batch = batch, .next = 0, .done = 0, .link = NULL};
-    pthread_cond_init(&j.finished, NULL);
-    pthread_mutex_lock(&pool->lock);
-    if (batch->n_chunks > 1 && pool->nbackground > 0) {
-        job **tail = &pool->queue;
-        while (*tail)
-            tail = &(*tail)->link;
-        *tail = &j;
-        pthread_cond_broadcast(&pool->work);
-    }
-    /* the caller works on its own batch only, so it returns as soon as that is done */
-    while (j.next < batch->n_chunks) {
-        int64_t i = claim(pool, &j);
-        pthread_mutex_unlock(&pool->lock);
-        ngff_decode_chunk(w, batch, i);
-        pthread_mutex_lock(&pool->lock);
-        finish(&j);
-    }
-    while (j.done < batch->n_chunks)
-        pthread_cond_wait(&j.finished, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
-    pthread_cond_destroy(&j.finished);
+    job j = {.batch = batch, .n = batch->n_chunks, .failed = -1, .status = NGFF_OK};
+    run_job(pool, &j, w);
     give_back(pool, w);
     for (int64_t i = 0; i < batch->n_chunks; i++)
         if (batch->results[i].status != NGFF_OK) {
@@ -222,4 +250,30 @@ ngff_status ngff_pool_run(ngff_pool *pool, const ngff_batch *batch, int64_t *fir
             return (ngff_status)batch->results[i].status;
         }
     return NGFF_OK;
+}
+
+ngff_status ngff_pool_for(ngff_pool *pool, int64_t n_tasks, ngff_task_fn fn, void *ctx,
+                          int64_t *first_failed)
+{
+    if (first_failed)
+        *first_failed = -1;
+    if (n_tasks <= 0)
+        return NGFF_OK;
+    if (!fn)
+        return NGFF_ERR_INVALID_ARGUMENT;
+    job j = {.fn = fn, .ctx = ctx, .n = n_tasks, .failed = -1, .status = NGFF_OK};
+    if (!pool) {
+        for (int64_t i = 0; i < n_tasks; i++) {
+            ngff_status st = fn(ctx, i);
+            if (st != NGFF_OK && j.failed < 0) {
+                j.failed = i;
+                j.status = st;
+            }
+        }
+    } else {
+        run_job(pool, &j, NULL); /* tasks need no worker state */
+    }
+    if (first_failed)
+        *first_failed = j.failed;
+    return j.status;
 }

@@ -68,3 +68,13 @@ def read_chunk_files(
 ) -> None: ...
 def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
                  detail: bytes = b"") -> NoReturn: ...
+
+RENDER_MAX_CHANNELS: int
+
+def render_rgba(
+    pixels: NDArray[Any], channel_axis: int, out: NDArray[np.uint8],
+    windows: NDArray[np.float64] | Sequence[Sequence[float]],
+    colors: NDArray[np.float64] | Sequence[Sequence[float]],
+    inverted: NDArray[np.bool_] | Sequence[bool],
+    gamma: NDArray[np.float64] | Sequence[float],
+) -> NDArray[np.uint8]: ...

@@ -407,3 +407,139 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
 def raise_status(int status, key, *, bint in_shard_index=False, detail=b""):
     """Raise the exception for a native status (used for statuses returned to Python)."""
     _raise_status(status, key, 0, detail, in_shard_index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering: channel planes → RGBA (csrc/ngff_render.c)
+# ---------------------------------------------------------------------------------------------
+
+RENDER_MAX_CHANNELS = NGFF_RENDER_MAX_CHANNELS
+
+_RENDER_DTYPES = {
+    ("u", 1): NGFF_RENDER_UINT8, ("b", 1): NGFF_RENDER_UINT8, ("i", 1): NGFF_RENDER_INT8,
+    ("u", 2): NGFF_RENDER_UINT16, ("i", 2): NGFF_RENDER_INT16,
+    ("u", 4): NGFF_RENDER_UINT32, ("i", 4): NGFF_RENDER_INT32,
+    ("u", 8): NGFF_RENDER_UINT64, ("i", 8): NGFF_RENDER_INT64,
+    ("f", 2): NGFF_RENDER_FLOAT16, ("f", 4): NGFF_RENDER_FLOAT32, ("f", 8): NGFF_RENDER_FLOAT64,
+}
+
+
+def render_rgba(pixels, int channel_axis, out, windows, colors, inverted, gamma):
+    """Composite the channels of ``pixels`` into ``out``, an RGBA image, in one native call
+    with the GIL released (row bands on the worker pool, the caller included).
+
+    ``pixels``: a 3-D ``numpy.ndarray`` (any strides, native byte order; bool, (u)int8–64,
+    float16/32/64) whose axis ``channel_axis`` holds the C channels and whose two other axes
+    are y then x. ``out``: a writable ``(h, w, 4)`` uint8 buffer (any strides) that does not
+    overlap ``pixels``. Per channel: ``windows`` ``(C, 2)`` start, end (finite; end <= start
+    is a step at start), ``colors`` ``(C, 3)`` R, G, B in 0..255, ``inverted`` ``(C,)``
+    bools, ``gamma`` ``(C,)`` finite > 0. The arithmetic is documented in
+    ``csrc/ngff_render.h``. Thread-safe.
+    """
+    if not isinstance(pixels, np.ndarray):
+        raise TypeError(f"pixels must be a numpy.ndarray, not {type(pixels).__name__}")
+    if pixels.ndim != 3:
+        raise ValueError(f"pixels must have 3 dimensions (channel, y, x in some order), "
+                         f"not {pixels.ndim}")
+    if not -3 <= channel_axis < 3:
+        raise ValueError(f"channel_axis {channel_axis} is out of range for 3 dimensions")
+    channel_axis %= 3
+    dt = pixels.dtype
+    code = _RENDER_DTYPES.get((dt.kind, dt.itemsize))
+    if code is None or not dt.isnative:
+        raise ValueError(f"cannot render {dt} pixels (native-endian bool, int8-64, uint8-64, "
+                         f"float16/32/64 only)")
+    cdef int ya = 1 if channel_axis == 0 else 0
+    cdef int xa = 1 if channel_axis == 2 else 2
+    cdef int64_t n_channels = pixels.shape[channel_axis]
+    cdef int64_t height = pixels.shape[ya]
+    cdef int64_t width = pixels.shape[xa]
+    if n_channels > NGFF_RENDER_MAX_CHANNELS:
+        raise ValueError(f"{n_channels} channels; at most {NGFF_RENDER_MAX_CHANNELS} can be "
+                         f"composited")
+    win = np.asarray(windows, dtype=np.float64)
+    col = np.asarray(colors, dtype=np.float64)
+    inv = np.asarray(inverted, dtype=bool)
+    gam = np.asarray(gamma, dtype=np.float64)
+    for name, a, per in (("windows", win, (2,)), ("colors", col, (3,)), ("inverted", inv, ()),
+                         ("gamma", gam, ())):
+        if a.shape != (n_channels,) + per and not (n_channels == 0 and a.size == 0):
+            raise ValueError(f"{name} has shape {a.shape}; {n_channels} channels need "
+                             f"{(n_channels,) + per}")
+    win = win.reshape(n_channels, 2)
+    col = col.reshape(n_channels, 3)
+    inv = inv.reshape(n_channels)
+    gam = gam.reshape(n_channels)
+    if not np.isfinite(win).all():
+        raise ValueError("window start and end must be finite")
+    with np.errstate(over="ignore"):
+        spans = win[:, 1] - win[:, 0]
+    if not np.isfinite(spans[spans > 0]).all():
+        raise ValueError("window end - start must be finite")
+    if not ((col >= 0) & (col <= 255)).all():
+        raise ValueError("colour components must be in 0..255")
+    if not (np.isfinite(gam) & (gam > 0)).all():
+        raise ValueError("gamma must be finite and > 0")
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8:
+        raise errors.OutputError("out must be a numpy.ndarray of uint8")
+    if out.shape != (height, width, 4):
+        raise errors.OutputError(f"out has shape {out.shape}; the image needs "
+                                 f"{(height, width, 4)}")
+    if not out.flags.writeable:
+        raise errors.OutputError("out is read-only")
+    if n_channels and height and width and np.may_share_memory(pixels, out):
+        raise errors.OutputError("out overlaps the pixels")
+
+    cdef ngff_render_channel *chans = <ngff_render_channel *>calloc(
+        n_channels if n_channels else 1, sizeof(ngff_render_channel))
+    if chans == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t c
+    cdef int k
+    cdef const double[:, :] win_v = win
+    cdef const double[:, :] col_v = col
+    cdef const double[:] gam_v = gam
+    cdef Py_buffer in_view
+    cdef Py_buffer out_view
+    cdef bint have_in = False, have_out = False
+    cdef int64_t in_strides[3]
+    cdef int64_t out_strides[3]
+    cdef int32_t dtype = code
+    cdef ngff_pool *pool = NULL
+    cdef ngff_status st
+    try:
+        for c in range(n_channels):
+            chans[c].start = win_v[c, 0]
+            chans[c].end = win_v[c, 1]
+            for k in range(3):
+                chans[c].color[k] = col_v[c, k]
+            chans[c].gamma = gam_v[c]
+            chans[c].inverted = 1 if inv[c] else 0
+        PyObject_GetBuffer(pixels, &in_view, PyBUF_STRIDES)
+        have_in = True
+        PyObject_GetBuffer(out, &out_view, PyBUF_STRIDES | PyBUF_WRITABLE)
+        have_out = True
+        in_strides[0] = in_view.strides[channel_axis]
+        in_strides[1] = in_view.strides[ya]
+        in_strides[2] = in_view.strides[xa]
+        for k in range(3):
+            out_strides[k] = out_view.strides[k]
+        pool = _acquire_pool()
+        with nogil:
+            st = ngff_render_rgba(pool, <const uint8_t *>in_view.buf, dtype, n_channels, height,
+                                  width, in_strides, chans, <uint8_t *>out_view.buf,
+                                  out_strides)
+        if st == NGFF_ERR_INVALID_ARGUMENT:
+            # the checks above make this an output that overlaps itself (e.g. a zero stride)
+            raise errors.OutputError("out has overlapping pixels (zero or aliasing strides)")
+        if st != NGFF_OK:
+            _raise_status(st, None)
+    finally:
+        if pool != NULL:
+            ngff_pool_release(pool)
+        if have_out:
+            PyBuffer_Release(&out_view)
+        if have_in:
+            PyBuffer_Release(&in_view)
+        free(chans)
+    return out

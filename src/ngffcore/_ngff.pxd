@@ -116,3 +116,35 @@ cdef extern from "ngff_pool.h" nogil:
     void ngff_pool_release(ngff_pool *pool)
     int32_t ngff_pool_threads(const ngff_pool *pool)
     ngff_status ngff_pool_run(ngff_pool *pool, const ngff_batch *batch, int64_t *first_failed)
+    ctypedef ngff_status (*ngff_task_fn)(void *ctx, int64_t task)
+    ngff_status ngff_pool_for(ngff_pool *pool, int64_t n_tasks, ngff_task_fn fn, void *ctx,
+                              int64_t *first_failed)
+
+
+cdef extern from "ngff_render.h" nogil:
+    enum:
+        NGFF_RENDER_UINT8
+        NGFF_RENDER_INT8
+        NGFF_RENDER_UINT16
+        NGFF_RENDER_INT16
+        NGFF_RENDER_UINT32
+        NGFF_RENDER_INT32
+        NGFF_RENDER_UINT64
+        NGFF_RENDER_INT64
+        NGFF_RENDER_FLOAT16
+        NGFF_RENDER_FLOAT32
+        NGFF_RENDER_FLOAT64
+        NGFF_RENDER_DTYPE_COUNT
+    enum: NGFF_RENDER_MAX_CHANNELS
+
+    ctypedef struct ngff_render_channel:
+        double start
+        double end
+        double color[3]
+        double gamma
+        int32_t inverted
+
+    ngff_status ngff_render_rgba(ngff_pool *pool, const uint8_t *inp, int32_t dtype,
+                                 int64_t n_channels, int64_t height, int64_t width,
+                                 const int64_t *in_strides, const ngff_render_channel *channels,
+                                 uint8_t *out, const int64_t *out_strides)
