@@ -92,7 +92,8 @@ from ngffcore.cli import (
     CliError,
     Progress,
     _open_store,
-    field_spec,
+    add_image_choice,
+    add_progress_choice,
     human_bytes,
     open_node,
     select_image,
@@ -203,17 +204,10 @@ def add_bench_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--json", metavar="PATH",
                        help="also write the results as JSON to PATH ('-': stdout, instead "
                             "of the table)")
-    bench.add_argument("--multiscale", type=int, default=0, help="which multiscale of the group")
-    bench.add_argument("--field", type=field_spec, metavar="ROW/COL/FIELD",
-                       help="the field image of a plate (default: the first well's first "
-                            "field) or FIELD of a well")
-    bench.add_argument("--series", type=int, help="the series of a bioformats2raw collection")
-    bench.add_argument("--label", metavar="NAME", help="benchmark the label image NAME")
-    shown = bench.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress even when stderr is not a terminal")
-    shown.add_argument("--quiet", "-q", action="store_true",
-                       help="no progress and no table (JSON is still written if asked)")
+    add_image_choice(bench, "benchmark the label image NAME",
+                     "the field image of a plate (default: the first well's first field) "
+                     "or FIELD of a well")
+    add_progress_choice(bench, "no progress and no table (JSON is still written if asked)")
 
 
 # -- the image and what to read --------------------------------------------------------------

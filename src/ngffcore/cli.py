@@ -109,6 +109,21 @@ def field_spec(text: str) -> tuple[str, ...]:
 
 # -- parser ----------------------------------------------------------------------------------
 
+def add_image_choice(p: argparse.ArgumentParser, label_help: str, field_help: str) -> None:
+    """Which image of a group, plate, well or collection a command works on."""
+    p.add_argument("--multiscale", type=int, default=0, help="which multiscale of the group")
+    p.add_argument("--field", type=field_spec, metavar="ROW/COL/FIELD", help=field_help)
+    p.add_argument("--series", type=int, help="the series of a bioformats2raw collection")
+    p.add_argument("--label", metavar="NAME", help=label_help)
+
+
+def add_progress_choice(p: argparse.ArgumentParser, quiet_help: str) -> None:
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show progress even when stderr is not a terminal")
+    shown.add_argument("--quiet", "-q", action="store_true", help=quiet_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("location", help="path or URL (file://, s3://, gs://, az://, http(s)://)")
@@ -141,16 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="AXIS=C", help="region centre (with --size; repeatable)")
     read.add_argument("--size", action="append", default=[], type=axis_number,
                       metavar="AXIS=S", help="region size (with --center; repeatable)")
-    read.add_argument("--multiscale", type=int, default=0, help="which multiscale of the group")
-    read.add_argument("--field", type=field_spec, metavar="ROW/COL/FIELD",
-                      help="the field image of a plate (or FIELD of a well)")
-    read.add_argument("--series", type=int, help="the series of a bioformats2raw collection")
-    read.add_argument("--label", metavar="NAME", help="read the image's label image NAME")
-    shown = read.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress even when stderr is not a terminal")
-    shown.add_argument("--quiet", "-q", action="store_true",
-                       help="print nothing (no progress, no summary)")
+    add_image_choice(read, "read the image's label image NAME",
+                     "the field image of a plate (or FIELD of a well)")
+    add_progress_choice(read, "print nothing (no progress, no summary)")
     # tests force the slab path with small data
     read.add_argument("--slab-bytes", type=int, default=DEFAULT_SLAB_BYTES,
                       help=argparse.SUPPRESS)
