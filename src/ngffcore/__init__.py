@@ -16,11 +16,13 @@ from ngffcore.errors import (
     NgffError,
     NotFoundError,
     OutputError,
+    ReadLimitError,
     SelectionError,
     ShardIndexError,
     StoreError,
     UnsupportedError,
 )
+from ngffcore.limits import get_max_read_bytes, set_max_read_bytes
 from ngffcore.image import Image, LabelImage, Level, Region
 from ngffcore.multiscales import Axis, Channel, Window
 from ngffcore.ome import open, open_async
@@ -58,6 +60,9 @@ __all__ = [
     "ShardIndexError",
     "SelectionError",
     "OutputError",
+    "ReadLimitError",
+    "set_max_read_bytes",
+    "get_max_read_bytes",
     "StoreError",
     "AuthError",
 ]

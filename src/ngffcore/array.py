@@ -11,7 +11,8 @@ import numpy as np
 
 from ngffcore import _core, remote
 from ngffcore.cache import ChunkCache
-from ngffcore.errors import MetadataError, NotFoundError, OutputError
+from ngffcore.errors import MetadataError, NotFoundError, OutputError, ReadLimitError
+from ngffcore.limits import get_max_read_bytes
 from ngffcore.fetch import Source, chunk_sources, load_source
 from ngffcore.location import open_store
 from ngffcore.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
@@ -287,6 +288,12 @@ class Array:
 
     def _output(self, sel: Selection, out: np.ndarray | None) -> np.ndarray:
         shape = sel.out_shape
+        nbytes = math.prod(shape) * self._meta.dtype.itemsize
+        if nbytes > get_max_read_bytes():
+            raise ReadLimitError(f"reading {shape} of {self._meta.dtype} from "
+                                 f"{self._store.url}/{self._key_path} needs {nbytes} bytes; "
+                                 f"the limit is {get_max_read_bytes()} "
+                                 f"(ngffcore.set_max_read_bytes)")
         if out is None:
             return np.empty(shape, dtype=self._meta.dtype)
         if type(out) is not np.ndarray and not isinstance(out, np.ndarray):

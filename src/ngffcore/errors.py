@@ -17,6 +17,7 @@ __all__ = [
     "ShardIndexError",
     "SelectionError",
     "OutputError",
+    "ReadLimitError",
     "StoreError",
     "AuthError",
     "raise_for_status",
@@ -48,6 +49,10 @@ class MetadataError(NgffError, ValueError):
 
 class UnsupportedError(MetadataError):
     """Valid metadata asks for something ngffcore does not implement (codec, dtype, grid)."""
+
+
+class ReadLimitError(NgffError, MemoryError):
+    """A read would produce more bytes than ``ngffcore.set_max_read_bytes`` allows."""
 
 
 class DecodeError(NgffError, ValueError):

@@ -17,6 +17,7 @@ import numpy as np
 from ngffcore import _core
 from ngffcore.codecs import ChunkCodec, ShardLayout, v2_chunk_codec, v3_chunk_codec
 from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.limits import MAX_METADATA_BYTES
 
 _V3_DTYPES = {
     "bool": "|b1",
@@ -82,6 +83,9 @@ class ArrayMetadata:
 def parse_json(raw: Any, path: str) -> dict[str, Any]:
     """Decode a metadata document (any bytes-like object); anything but a JSON object is a
     MetadataError."""
+    if len(raw) > MAX_METADATA_BYTES:
+        raise MetadataError(f"metadata document of {len(raw)} bytes is larger than the "
+                            f"{MAX_METADATA_BYTES}-byte limit", path=path)
     try:
         doc = json.loads(raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -8,10 +8,12 @@ a :class:`MetadataError` naming the document where the data can't be interpreted
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.limits import KNOWN_VERSIONS, MAX_LEVELS
 
 _SPACE_NAMES = ("x", "y", "z")
 #: the 5-D axes of OME-NGFF 0.1 and 0.2, which did not write axes
@@ -217,9 +219,17 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
             raise _err(where, f"multiscales[{i}] is not a JSON object")
         version = ms.get("version", group_version)
         version = None if version is None else str(version)
+        # "0.4.0", "0.5-dev": the major.minor prefix decides
+        if version is not None and re.sub(r"^(\d+\.\d+).*", r"\1", version) \
+                not in KNOWN_VERSIONS:
+            raise UnsupportedError(f"OME-NGFF version {version!r} is not supported (known: "
+                                   f"{', '.join(KNOWN_VERSIONS)})", path=where)
         datasets_raw = ms.get("datasets")
         if not isinstance(datasets_raw, list) or not datasets_raw:
             raise _err(where, f"multiscales[{i}].datasets must be a non-empty list")
+        if len(datasets_raw) > MAX_LEVELS:
+            raise _err(where, f"multiscales[{i}] lists {len(datasets_raw)} levels (limit "
+                              f"{MAX_LEVELS})")
         axes = _axes(ms, version, None, where)
         ndim = len(axes)
         top_scale, top_translation = _transform(ms.get("coordinateTransformations"), ndim,
