@@ -704,3 +704,64 @@ def test_eight_threads_and_asyncio_tasks_with_a_small_cache(written, server, nam
         lv, y, x, z, chans = req
         check(req, img.tile_box(lv, y, x, z=z, channels=chans))
     assert not errors, errors[:5]
+
+
+# --------------------------------------------------------------------------------------
+# concurrent misses of one chunk: fetched once
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["threads", "asyncio"])
+def test_concurrent_reads_of_one_chunk_fetch_it_once(written, identical, server, mode):
+    """Eight viewers asking for the same tile at once (the server answers after 0.2 s, so
+    they all miss together): each chunk object is requested exactly once."""
+    _, cases = written
+    case = cases["czyx-0.4"]
+    img = ngffcore.open(_url(server, case), **HTTP)
+    box = ((8, 40), (10, 40))
+    expected_gets = Counter(f"/{case.path.name}/{n}" for n in case.objects(0, *box))
+    server.state.clear()
+    server.state.latency = 0.2
+    if mode == "threads":
+        results: list[Any] = [None] * 8
+
+        def one(k: int) -> None:
+            results[k] = img.tile_box(0, *box)
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    else:
+        async def many() -> list[Any]:
+            return list(await asyncio.gather(*(img.tile_box_async(0, *box) for _ in range(8))))
+
+        results = asyncio.run(many())
+    for k, got in enumerate(results):
+        _check(identical, got, case.reference(0, *box), f"reader {k}")
+    assert Counter(r.path for r in server.state.requests("GET")) == expected_gets
+
+
+def test_a_failed_claim_lets_the_waiters_try_themselves(written, identical, server):
+    """The reader that claimed a chunk fails (a 403 on its GET); readers waiting for that
+    chunk are woken and fetch it themselves: no reader hangs, and later reads succeed."""
+    _, cases = written
+    case = cases["czyx-0.4"]
+    img = ngffcore.open(_url(server, case), **HTTP)
+    box = ((8, 40), (10, 40))
+    first = f"/{case.path.name}/{case.objects(0, *box)[0]}"
+    server.state.latency = 0.2
+    server.state.faults[first] = ["403"]  # one failure: the next GET of it succeeds
+
+    async def two() -> list[Any]:
+        return list(await asyncio.gather(img.tile_box_async(0, *box),
+                                         img.tile_box_async(0, *box),
+                                         return_exceptions=True))
+
+    outcomes = asyncio.run(asyncio.wait_for(two(), 20))
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], ngffcore.AuthError), outcomes
+    ok = [o for o in outcomes if not isinstance(o, BaseException)]
+    _check(identical, ok[0], case.reference(0, *box), "the waiter")
+    assert img.cache._pending == {}

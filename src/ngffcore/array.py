@@ -153,15 +153,25 @@ class Array:
             return out
         if cache is not None and self._meta.ndim:
             plan = self._plan_selection(sel)
-            missing, found = self._cache_lookup(plan, cache)
-            if missing is not None:
-                fill, slab = missing
-                if isinstance(self._store, ObjectStore):
-                    run_on_io_loop(remote.read_into(self._store, fill, slab,
-                                                    self._index_cache))
-                else:
-                    self._fill_local(fill, slab)
-                self._cache_insert(plan, cache, found, slab)
+            keys = self._cache_keys(plan)
+            found: list[Any] = cache.lookup(keys)
+            todo = [i for i, f in enumerate(found) if f is None]
+            while todo:
+                claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
+                try:
+                    if claim.mine:
+                        fill, slab = self._fill_plan(plan, claim.mine)
+                        if isinstance(self._store, ObjectStore):
+                            run_on_io_loop(remote.read_into(self._store, fill, slab,
+                                                            self._index_cache))
+                        else:
+                            self._fill_local(fill, slab)
+                        self._keep(plan, cache, keys, found, claim.mine, slab)
+                finally:
+                    cache.release(claim)
+                for pending in claim.others:
+                    pending.wait()
+                todo = cache.collect(keys, todo, found)
             self._scatter_cached(plan, found, sel, out)
             return out
         meta = self._meta
@@ -195,14 +205,24 @@ class Array:
             return out
         plan = self._plan_selection(sel)
         if cache is not None and self._meta.ndim:
-            missing, found = self._cache_lookup(plan, cache)
-            if missing is not None:
-                fill, slab = missing
-                if isinstance(self._store, ObjectStore):
-                    await remote.read_into(self._store, fill, slab, self._index_cache)
-                else:
-                    await _to_completion(self._fill_local, fill, slab)
-                self._cache_insert(plan, cache, found, slab)
+            keys = self._cache_keys(plan)
+            found: list[Any] = cache.lookup(keys)
+            todo = [i for i, f in enumerate(found) if f is None]
+            while todo:
+                claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
+                try:
+                    if claim.mine:
+                        fill, slab = self._fill_plan(plan, claim.mine)
+                        if isinstance(self._store, ObjectStore):
+                            await remote.read_into(self._store, fill, slab, self._index_cache)
+                        else:
+                            await _to_completion(self._fill_local, fill, slab)
+                        self._keep(plan, cache, keys, found, claim.mine, slab)
+                finally:
+                    cache.release(claim)
+                for pending in claim.others:
+                    await pending.wait_async()
+                todo = cache.collect(keys, todo, found)
             await _to_completion(self._scatter_cached, plan, found, sel, out)
             return out
         if isinstance(self._store, ObjectStore):
@@ -221,38 +241,35 @@ class Array:
             return [(url, k) for k in plan.keys]
         return [(url, k, *row) for k, row in zip(plan.keys, plan.inner.tolist())]
 
-    def _cache_lookup(self, plan: ChunkPlan, cache: ChunkCache
-                      ) -> tuple[tuple[ChunkPlan, np.ndarray] | None, list[Any]]:
-        """Cached chunks of ``plan`` (None where missing) and, if some are missing, a plan
-        that decodes exactly those, whole, into consecutive blocks of one new slab."""
-        found: list[Any] = cache.lookup(self._cache_keys(plan))
-        miss = [i for i, f in enumerate(found) if f is None]
-        if not miss:
-            return None, found
+    def _slab_nbytes(self, plan: ChunkPlan, n_chunks: int) -> int:
+        return n_chunks * math.prod(plan.codec.chunk_shape) * self._meta.dtype.itemsize
+
+    def _fill_plan(self, plan: ChunkPlan, which: list[int]) -> tuple[ChunkPlan, np.ndarray]:
+        """A plan that decodes chunks ``which`` of ``plan`` whole, into consecutive blocks
+        (along axis 0) of one new slab, and that slab."""
         chunk = plan.codec.chunk_shape
         ndim = len(chunk)
-        slab = np.empty((len(miss) * chunk[0], *chunk[1:]), dtype=self._meta.dtype)
-        boxes = np.zeros((len(miss), 3 * ndim), dtype=np.int64)
+        slab = np.empty((len(which) * chunk[0], *chunk[1:]), dtype=self._meta.dtype)
+        boxes = np.zeros((len(which), 3 * ndim), dtype=np.int64)
         boxes[:, ndim:2 * ndim] = chunk
-        boxes[:, 2 * ndim] = np.arange(len(miss), dtype=np.int64) * chunk[0]
-        idx = np.asarray(miss, dtype=np.int64)
-        fill = ChunkPlan(boxes, [plan.keys[i] for i in miss],
+        boxes[:, 2 * ndim] = np.arange(len(which), dtype=np.int64) * chunk[0]
+        idx = np.asarray(which, dtype=np.int64)
+        fill = ChunkPlan(boxes, [plan.keys[i] for i in which],
                          None if plan.inner is None else plan.inner[idx], plan.levels,
                          plan.codec)
-        return (fill, slab), found
+        return fill, slab
 
-    def _cache_insert(self, plan: ChunkPlan, cache: ChunkCache, found: list[Any],
-                      slab: np.ndarray) -> None:
-        """Fill the gaps of ``found`` with the blocks of ``slab`` and offer them to the
-        cache (kept only if it admits a slab this size)."""
+    def _keep(self, plan: ChunkPlan, cache: ChunkCache, keys: list[Any], found: list[Any],
+              which: list[int], slab: np.ndarray) -> None:
+        """Chunks ``which``, decoded into ``slab``, fill their places in ``found`` and are
+        offered to the cache (kept only if it admits a slab this size: a large read would
+        flush a viewer's working set)."""
         c0 = plan.codec.chunk_shape[0]
-        keys = self._cache_keys(plan)
-        miss = [i for i, f in enumerate(found) if f is None]
-        chunks = [slab[j * c0:(j + 1) * c0] for j in range(len(miss))]
-        for i, chunk in zip(miss, chunks):
+        chunks = [slab[j * c0:(j + 1) * c0] for j in range(len(which))]
+        for i, chunk in zip(which, chunks):
             found[i] = chunk
-        if cache.admits(slab.nbytes):  # else a large read would flush a viewer's chunks
-            cache.insert([keys[i] for i in miss], slab, chunks)
+        if cache.admits(slab.nbytes):
+            cache.insert([keys[i] for i in which], slab, chunks)
 
     def _fill_local(self, fill: ChunkPlan, slab: np.ndarray) -> None:
         assert isinstance(self._store, LocalStore) and fill.codec.pipeline is not None
