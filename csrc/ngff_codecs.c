@@ -11,6 +11,7 @@
 
 struct ngff_codec_ctx {
     blosc2_context *blosc;
+    int blosc_ext; /* the last frame given to ctx->blosc had a blosc2 (extended) header */
     ZSTD_DCtx *zstd;
     zng_stream zs;
     int zs_ready;
@@ -34,7 +35,37 @@ static void reset_blosc(ngff_codec_ctx *ctx)
     if (fresh) {
         blosc2_free_ctx(ctx->blosc);
         ctx->blosc = fresh;
+        ctx->blosc_ext = 0;
     }
+}
+
+/* A blosc2 header: the shuffle and bitshuffle flags both set (frame of >= 16 bytes). */
+static int blosc_extended(const uint8_t *src) { return (src[2] & 0x5) == 0x5; }
+
+/*
+ * c-blosc2 (3.3) keeps state from a frame with a blosc2 header in its context: the next
+ * frame with a blosc1 header inherits the filters' metadata (a shuffle then regroups its
+ * bytes wrongly: valid data decodes to wrong values, with no error), getitem does not reset
+ * the special-value kind (a regular frame after a special one is "decoded" as a repeated
+ * value) and never loads or clears dictionaries (it would use the last full decode's, which
+ * points into that chunk's bytes). A full decode of a blosc2 frame re-reads all of it. So a
+ * blosc1 frame, or a getitem, after a blosc2 frame gets a fresh context.
+ */
+static ngff_status blosc_ready(ngff_codec_ctx *ctx, const uint8_t *src, int getitem,
+                               char *detail)
+{
+    int ext = blosc_extended(src);
+    if (ctx->blosc_ext && (!ext || getitem)) {
+        blosc2_context *fresh = new_blosc_ctx();
+        if (!fresh) {
+            snprintf(detail, NGFF_DETAIL_CAP, "blosc: cannot create a decoder context");
+            return NGFF_ERR_NOMEM;
+        }
+        blosc2_free_ctx(ctx->blosc);
+        ctx->blosc = fresh;
+    }
+    ctx->blosc_ext = ext;
+    return NGFF_OK;
 }
 
 ngff_codec_ctx *ngff_codec_ctx_create(void)
@@ -93,6 +124,15 @@ static ngff_status blosc_header(const uint8_t *src, size_t src_len, int32_t *nby
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: header says %d compressed bytes, got %zu",
                  *cbytes, src_len);
         return NGFF_ERR_TRUNCATED;
+    }
+    /* A c-blosc2 "special" chunk (extended header: shuffle and bitshuffle flags both set;
+     * kind in bits 4-6 of byte 31) of uninitialized values decodes "successfully" without
+     * writing the destination, which would hand out stale bytes (earlier chunks in a worker
+     * buffer, or the caller's uninitialized output). */
+    if (blosc_extended(src) && src_len >= BLOSC_EXTENDED_HEADER_LENGTH &&
+        (src[BLOSC2_CHUNK_BLOSC2_FLAGS] >> 4 & BLOSC2_SPECIAL_MASK) == BLOSC2_SPECIAL_UNINIT) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: a chunk of uninitialized values has no data");
+        return NGFF_ERR_CORRUPT;
     }
     return NGFF_OK;
 }
@@ -173,6 +213,12 @@ static ngff_status decode_blosc(ngff_codec_ctx *ctx, const uint8_t *src, size_t 
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: chunks over 2 GiB are not supported");
         return NGFF_ERR_UNSUPPORTED;
     }
+    /* nothing to decode (a frame inside a chain may say 0 bytes), and c-blosc2 dereferences
+     * NULL on a 0-byte blosc2 frame that is not marked memcpyed */
+    if (expected == 0)
+        return NGFF_OK;
+    if ((st = blosc_ready(ctx, src, 0, detail)) != NGFF_OK)
+        return st;
     int rc = blosc2_decompress_ctx(ctx->blosc, src, (int32_t)cbytes, dst, (int32_t)expected);
     return blosc_result(ctx, rc, expected, detail);
 }
@@ -350,6 +396,24 @@ int ngff_blosc_identity_shuffle(const uint8_t *src, size_t src_len)
            (src[2] & (FLAG_SHUFFLE | FLAG_BITSHUFFLE)) == FLAG_SHUFFLE;
 }
 
+/* Blosc's delta filter (the blosc1 flag, or a blosc2 filter) encodes every block against
+ * the first one, which blosc2_getitem_ctx does not decode: blocks after the first come out
+ * wrong. Such frames, and frames with a dictionary, are decoded whole. (Called on a checked
+ * frame of >= 16 bytes.) */
+static int blosc_delta(const uint8_t *src, size_t src_len)
+{
+    if (!blosc_extended(src)) /* blosc1 header */
+        return (src[2] & BLOSC_DODELTA) != 0;
+    if (src_len < BLOSC_EXTENDED_HEADER_LENGTH)
+        return 1; /* c-blosc2 refuses it anyway */
+    if (src[BLOSC2_CHUNK_BLOSC2_FLAGS] & BLOSC2_USEDICT)
+        return 1; /* and getitem never loads a frame's dictionary */
+    for (int k = 0; k < BLOSC2_MAX_FILTERS; k++)
+        if (src[BLOSC2_CHUNK_FILTER_CODES + k] == BLOSC_DELTA)
+            return 1;
+    return 0;
+}
+
 ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
                               size_t *blocksize, size_t *typesize, char *detail)
 {
@@ -357,6 +421,10 @@ ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expecte
     ngff_status st = blosc_frame(src, src_len, expected, &cbytes, detail);
     if (st != NGFF_OK)
         return st;
+    if (blosc_delta(src, src_len)) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: delta-filtered frames decode only whole");
+        return NGFF_ERR_UNSUPPORTED;
+    }
     if (blosc2_cbuffer_sizes(src, &nbytes, &cbytes, &bsize) < 0 || bsize <= 0) {
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: invalid block size");
         return NGFF_ERR_CORRUPT;
@@ -376,6 +444,10 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
     ngff_status st = blosc_frame(src, src_len, expected, &cbytes, detail);
     if (st != NGFF_OK)
         return st;
+    if (blosc_delta(src, src_len)) {
+        snprintf(detail, NGFF_DETAIL_CAP, "blosc: delta-filtered frames decode only whole");
+        return NGFF_ERR_UNSUPPORTED;
+    }
     size_t typesize = 0;
     int flags = 0;
     blosc1_cbuffer_metainfo(src, &typesize, &flags);
@@ -397,6 +469,8 @@ ngff_status ngff_blosc_decode_range(ngff_codec_ctx *ctx, const uint8_t *src, siz
         snprintf(detail, NGFF_DETAIL_CAP, "blosc: item range does not fit");
         return NGFF_ERR_INVALID_ARGUMENT;
     }
+    if ((st = blosc_ready(ctx, src, 1, detail)) != NGFF_OK)
+        return st;
     int rc = blosc2_getitem_ctx(ctx->blosc, src, cbytes, (int)first, (int)(last - first), dst,
                                 (int32_t)dst_cap);
     *dst_origin = first * typesize;

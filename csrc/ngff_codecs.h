@@ -45,7 +45,9 @@ ngff_status ngff_crc32c_strip(const uint8_t *src, size_t src_len, size_t *payloa
  * frames decode to the same bytes with the flag (bit 0 of header byte 2) cleared. */
 int ngff_blosc_identity_shuffle(const uint8_t *src, size_t src_len);
 
-/* Validates a blosc frame decoding to `expected` bytes; gives its block size and typesize. */
+/* Validates a blosc frame decoding to `expected` bytes; gives its block size and typesize.
+ * NGFF_ERR_UNSUPPORTED (as ngff_blosc_decode_range) for delta-filtered frames, whose blocks
+ * only decode after the first: decode those whole. */
 ngff_status ngff_blosc_layout(const uint8_t *src, size_t src_len, size_t expected,
                               size_t *blocksize, size_t *typesize, char *detail);
 

@@ -86,6 +86,21 @@ static ngff_status fail(ngff_chunk_result *r, ngff_status st, int32_t codec)
 
 static int is_compressor(int32_t codec) { return codec != NGFF_CODEC_CRC32C; }
 
+/* The most bytes codecs[0..k-1] (encode order) can make of a chunk, so the most a decoder at
+ * position k may produce. Compressors grow incompressible data only a little (blosc falls
+ * back to a copy plus its header, LZ4 by n/255 + 16, zstd and deflate by less), so
+ * n + n/2 + 64 KiB per compressor is generous; crc32c adds 4. Without this a header of a
+ * few bytes could make a worker allocate (and keep) gigabytes. */
+static uint64_t encoded_bound(const ngff_pipeline *p, int32_t k)
+{
+    uint64_t n = (uint64_t)p->chunk_nbytes;
+    for (int32_t j = 0; j < k; j++) {
+        uint64_t grow = is_compressor(p->codecs[j]) ? n / 2 + 65536 : 4;
+        n = n > UINT64_MAX - grow ? UINT64_MAX : n + grow;
+    }
+    return n;
+}
+
 /* Undo numcodecs' Delta in place: a running sum in the element type. */
 static void undo_delta(uint8_t *buf, int64_t nbytes, const ngff_pipeline *p)
 {
@@ -156,6 +171,10 @@ static ngff_status decode_blosc_blocks(ngff_worker *w, const ngff_batch *b, cons
         return NGFF_OK;
     size_t blocksize, typesize;
     ngff_status st = ngff_blosc_layout(src, src_len, chunk_nbytes, &blocksize, &typesize, detail);
+    if (st == NGFF_ERR_UNSUPPORTED) { /* a frame that decodes only whole */
+        detail[0] = 0;
+        return NGFF_OK;
+    }
     if (st != NGFF_OK)
         return fail(res, st, NGFF_CODEC_BLOSC);
     if (blocksize >= chunk_nbytes || typesize == 0 || chunk_nbytes % typesize)
@@ -274,6 +293,12 @@ static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk
             st = ngff_codec_decoded_size(codec, cur, cur_len, &size, detail);
             if (st != NGFF_OK)
                 return fail(res, st, codec);
+            if ((uint64_t)size > encoded_bound(p, k) || (uint64_t)size > SIZE_MAX) {
+                snprintf(detail, NGFF_DETAIL_CAP,
+                         "header says %lld bytes, more than a %zu-byte chunk encodes to",
+                         (long long)size, chunk_nbytes);
+                return fail(res, NGFF_ERR_SIZE_MISMATCH, codec);
+            }
             expected = (size_t)size;
         }
         if (final && crcs_after == 0 && cb->direct) {

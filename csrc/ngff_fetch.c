@@ -111,7 +111,8 @@ static uint32_t le32(const uint8_t *p)
 ngff_status ngff_local_read_blosc_blocks(const ngff_local *f, ngff_buffer *buf, size_t lo,
                                          size_t hi, char *detail)
 {
-    enum { HEADER = 16, FLAG_SHUFFLE = 0x1, FLAG_MEMCPYED = 0x2, FLAG_BITSHUFFLE = 0x4 };
+    enum { HEADER = 16, FLAG_SHUFFLE = 0x1, FLAG_MEMCPYED = 0x2, FLAG_BITSHUFFLE = 0x4,
+           FLAG_DELTA = 0x8 };
     uint8_t header[HEADER];
     if (f->len < HEADER)
         return NGFF_ERR_UNSUPPORTED; /* the full read reports it */
@@ -122,7 +123,9 @@ ngff_status ngff_local_read_blosc_blocks(const ngff_local *f, ngff_buffer *buf, 
     uint32_t typesize = header[3];
     uint32_t nbytes = le32(header + 4), blocksize = le32(header + 8), cbytes = le32(header + 12);
     /* getitem works in whole items: a range ending in trailing bytes needs a full decode */
-    if ((flags & FLAG_MEMCPYED) || ((flags & FLAG_SHUFFLE) && (flags & FLAG_BITSHUFFLE)) ||
+    /* (delta: every block needs the first, and only a whole decode reads it) */
+    if ((flags & (FLAG_MEMCPYED | FLAG_DELTA)) ||
+        ((flags & FLAG_SHUFFLE) && (flags & FLAG_BITSHUFFLE)) ||
         blocksize == 0 || nbytes == 0 || typesize == 0 || cbytes > (uint64_t)f->len ||
         cbytes > INT32_MAX || hi > (nbytes / typesize) * typesize || lo >= hi)
         return NGFF_ERR_UNSUPPORTED;

@@ -19,10 +19,12 @@ int64_t ngff_grid_count(int32_t ndim, const int64_t *shape, const int64_t *chunk
 {
     if (!valid_args(ndim, shape, chunk_shape, sel_start, sel_stop))
         return -1;
-    int64_t n = 1;
-    for (int32_t d = 0; d < ndim; d++) {
+    /* empty first: an empty axis after one whose count would overflow is still 0 chunks */
+    for (int32_t d = 0; d < ndim; d++)
         if (sel_stop[d] == sel_start[d])
             return 0;
+    int64_t n = 1;
+    for (int32_t d = 0; d < ndim; d++) {
         int64_t first = sel_start[d] / chunk_shape[d];
         int64_t last = (sel_stop[d] - 1) / chunk_shape[d];
         int64_t count = last - first + 1;
@@ -50,10 +52,12 @@ ngff_status ngff_grid_plan(int32_t ndim, const int64_t *shape, const int64_t *ch
         int64_t *coords = chunk_coords + i * ndim;
         int64_t *box = boxes + i * 3 * ndim;
         for (int32_t d = 0; d < ndim; d++) {
-            int64_t chunk_begin = cur[d] * chunk_shape[d];
-            int64_t chunk_end = chunk_begin + chunk_shape[d];
+            int64_t chunk_begin = cur[d] * chunk_shape[d]; /* <= sel_stop - 1 */
             int64_t lo = sel_start[d] > chunk_begin ? sel_start[d] : chunk_begin;
-            int64_t hi = sel_stop[d] < chunk_end ? sel_stop[d] : chunk_end;
+            /* chunk_begin + chunk_shape can pass INT64_MAX (the last chunk of a huge axis):
+             * compare against what is left of the selection instead */
+            int64_t hi = sel_stop[d] - chunk_begin <= chunk_shape[d] ? sel_stop[d]
+                                                                     : chunk_begin + chunk_shape[d];
             coords[d] = cur[d];
             NGFF_BOX_INNER(box, ndim)[d] = lo - chunk_begin;
             NGFF_BOX_SHAPE(box, ndim)[d] = hi - lo;
