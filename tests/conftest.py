@@ -23,6 +23,22 @@ import numpy as np
 import pytest
 
 # --------------------------------------------------------------------------------------
+# slow tests: only on request
+# --------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (long variants of the load tests) are skipped unless asked
+    for: ``NGFF_SLOW=1 pytest`` or ``pytest -m slow``. A plain ``pytest`` stays fast."""
+    if os.environ.get("NGFF_SLOW") or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with NGFF_SLOW=1 or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------------------
 # reference data
 # --------------------------------------------------------------------------------------
 

@@ -32,7 +32,17 @@ class ServerState:
     jitter: float = 0.0  # extra random delay in [0, jitter): shuffles response order
     log: list[Request] = field(default_factory=list)
     # path -> faults consumed one per request: "500", "503", "403", "401", "reset",
-    # "truncate", "slow:<seconds>"
+    # "truncate", "slow:<seconds>"; and (tests/test_faults.py):
+    #   "<status>"          any other 3-digit status (e.g. "502", "504", "429"), empty body
+    #   "reset-body"        headers and half the body, then a TCP reset
+    #   "stall:<seconds>"   headers and half the body, then a pause, then the rest
+    #   "overlong"          the body followed by junk bytes beyond its Content-Length
+    #   "overlong-close"    no Content-Length: the body plus junk, delimited by closing
+    #   "range-shift"       a ranged answer one byte later than asked (Content-Range and
+    #                       body agree with each other, not with the request)
+    #   "range-total"       a ranged answer whose Content-Range states a wrong object size
+    #   "range-ignored"     200 with the whole object, as if Range were not supported
+    #   "no-content-range"  206 without a Content-Range header
     faults: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +95,8 @@ def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
             fault = self._record()
             if fault in ("500", "503", "403", "401"):
                 return self._plain(int(fault))
+            if fault and fault.isdigit() and len(fault) == 3:
+                return self._plain(int(fault))
             if fault == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -112,16 +124,42 @@ def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
                 if start >= len(data) or start >= end:
                     return self._plain(416)
                 code = 206
+            total = len(data)
+            if code == 206 and fault == "range-shift":
+                shift = 1 if end < len(data) else -1 if start > 0 else 0
+                start, end = start + shift, end + shift
+            if code == 206 and fault == "range-ignored":
+                start, end, code = 0, len(data), 200
+            if code == 206 and fault == "range-total":
+                total = len(data) + 4096
             body = data[start:end]
             self.send_response(code)
-            if code == 206:
-                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
-            self.send_header("Content-Length", str(len(body)))
+            if code == 206 and fault != "no-content-range":
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")
+            if fault != "overlong-close":
+                self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             if fault == "truncate":
                 self.wfile.write(body[: len(body) // 2])
                 self.close_connection = True
+                return
+            if fault == "reset-body":
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.close_connection = True
+                return
+            if fault and fault.startswith("stall:"):
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(float(fault[6:]))
+                self.wfile.write(body[len(body) // 2:])
+                return
+            if fault in ("overlong", "overlong-close"):
+                self.wfile.write(body + b"\xa5" * max(64, len(body)))
+                self.close_connection = fault == "overlong-close"
                 return
             self.wfile.write(body)
 

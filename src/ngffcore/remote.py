@@ -22,7 +22,7 @@ from ngffcore.errors import ShardIndexError
 from ngffcore.plan import ChunkPlan
 from ngffcore.fetch import python_stages
 from ngffcore.shard import shard_index
-from ngffcore.store import ObjectStore
+from ngffcore.store import ObjectStore, gather_or_cancel
 
 
 @dataclass(frozen=True)
@@ -302,8 +302,8 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                                       key=key, codec="sharding_indexed")
             deliver(memoryview(data), start, parts)
 
-        await asyncio.gather(*(one(s, e, p) for s, e, p in shard_requests(ranges, size,
-                                                                          options)))
+        await gather_or_cancel(*(one(s, e, p) for s, e, p in shard_requests(ranges, size,
+                                                                            options)))
 
     if not plan.levels:
         jobs = [get_chunk(i) for i in range(n)]

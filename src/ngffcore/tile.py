@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ngffcore.errors import SelectionError
-from ngffcore.store import run_on_io_loop
+from ngffcore.store import gather_or_cancel, run_on_io_loop
 
 if TYPE_CHECKING:
     from ngffcore.image import Image
@@ -180,8 +180,9 @@ class TileRequest:
     async def read_async(self, cache: Any, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
             out = np.empty(self.shape, dtype=self.array.dtype)
-        await asyncio.gather(*(self._read_one_async(sel, rows, out, cache)
-                               for sel, rows in self.reads))
+        # one read failing stops the others, so nothing runs on after the tile has failed
+        await gather_or_cancel(*(self._read_one_async(sel, rows, out, cache)
+                                 for sel, rows in self.reads))
         return out
 
 
