@@ -5,7 +5,8 @@ decode and scatter of a whole read run in one native call on ngffcore's own thre
 GIL released.
 """
 
-from ngffcore._core import get_num_threads, set_num_threads
+from ngffcore import _core
+from ngffcore._core import get_num_threads
 from ngffcore.array import Array, open_array
 from ngffcore.cache import CacheStats, ChunkCache
 from ngffcore.collection import Collection, Plate, Well
@@ -30,6 +31,19 @@ from ngffcore.ome import open, open_async
 from ngffcore.validate import Problem, validate
 
 __version__ = "0.1.0"
+
+#: set_num_threads was called in this process (a dask worker then keeps the size it was
+#: given instead of sizing the pool itself: ngffcore.dask, docs/design.md "Dask")
+_threads_set_explicitly = False
+
+
+def set_num_threads(n: int) -> None:
+    """Size of the native worker pool, counting the calling thread (``n >= 1``; default:
+    one per core). Batches already running finish on the old pool."""
+    global _threads_set_explicitly
+    _core.set_num_threads(n)
+    _threads_set_explicitly = True
+
 
 __all__ = [
     "Array",

@@ -55,6 +55,35 @@ class Array:
         """Path of the array inside the store it was opened from ("" at the root)."""
         return self._key_path
 
+    # -- pickling (dask workers) -----------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Small: the store (how to re-open it, see ``ObjectStore.__reduce__``) and the
+        metadata as its JSON document, re-parsed on unpickling with no I/O. The shard index
+        cache stays behind."""
+        state = {}
+        for cls in type(self).__mro__:
+            for name in cls.__dict__.get("__slots__", ()):
+                if name != "_index_cache" and hasattr(self, name):
+                    state[name] = getattr(self, name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self._index_cache = {}
+
+    def to_dask(self, chunks: Any = None, *, block_bytes: int | None = None) -> Any:
+        """This array as a ``dask.array.Array`` whose blocks are whole storage chunks
+        (shards when sharded), grown along axes from the outermost in up to about
+        ``block_bytes`` (default ``ngffcore.dask.DEFAULT_BLOCK_BYTES``, 64 MiB); each task
+        is one :meth:`read` of its block. ``chunks`` overrides the block shape (one entry per
+        axis: a multiple of the storage grid, or -1 / None for the whole axis; or dask-style
+        block sizes per axis whose boundaries lie on the grid), else ValueError. See
+        :func:`ngffcore.dask.to_dask`. Needs ``dask[array]``."""
+        from ngffcore.dask import to_dask
+
+        return to_dask(self, chunks=chunks, block_bytes=block_bytes)
+
     @classmethod
     def _open(cls, store: Store, zarr_format: int | None, path: str = "") -> "Array":
         for fmt, key in _metadata_keys(zarr_format, path):

@@ -98,6 +98,39 @@ class Image:
         self._labels: dict[str, LabelImage] | None = None
         self._labels_lock = threading.Lock()
 
+    # -- pickling (dask workers) -----------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Metadata travels (group, multiscales, levels as their JSON documents, labels
+        if already read): unpickling does no I/O. The decoded-chunk cache does not: an
+        unpickled image has ``cache = None`` (tiles read uncached; assign a
+        :class:`ChunkCache` to ``cache`` to cache them in that process)."""
+        state = dict(self.__dict__)
+        del state["_labels_lock"]
+        state["cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._labels_lock = threading.Lock()
+
+    # -- dask ------------------------------------------------------------------------------
+    def to_dask(self, level: int | None = None, region: Mapping[str, Interval] | None = None,
+                *, center: Mapping[str, float] | None = None,
+                size: Mapping[str, float] | None = None,
+                resolution: float | Mapping[str, float] | None = None,
+                chunks: Any = None, block_bytes: int | None = None) -> Any:
+        """A level (``level``, else ``level_for(resolution)``, else 0), or the pixel box of a
+        physical region of it (``region`` / ``center`` + ``size`` as in
+        :meth:`read_region`; the box is :meth:`region_box`'s), as a ``dask.array.Array``.
+        Blocks follow :meth:`Array.to_dask`'s rule on the level's global storage grid: a
+        region's first and last blocks along an axis are clipped, never shifted. Needs
+        ``dask[array]``."""
+        from ngffcore.dask import to_dask
+
+        index, box = self.region_box(region, center=center, size=size,
+                                     resolution=resolution, level=level)
+        return to_dask(self.levels[index], chunks=chunks, block_bytes=block_bytes, box=box)
+
     # -- description -----------------------------------------------------------------------
     @property
     def axes(self) -> tuple[Axis, ...]:

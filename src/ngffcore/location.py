@@ -61,9 +61,10 @@ def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = F
     if scheme in REMOTE_SCHEMES:
         from obstore.store import from_url
 
-        store_options = _with_defaults(scheme, store_options)
-        return ObjectStore(from_url(location.rstrip("/"), **store_options),
-                           url=location.rstrip("/"), concurrency=concurrency,
-                           missing_on_403=missing_on_403)
+        # the caller's options are remembered (not ours): a pickled store re-opens from them
+        url = location.rstrip("/")
+        return ObjectStore(from_url(url, **_with_defaults(scheme, store_options)), url=url,
+                           concurrency=concurrency, missing_on_403=missing_on_403,
+                           options=store_options)
     raise ValueError(f"unsupported location scheme {scheme!r} (supported: file, "
                      f"{', '.join(REMOTE_SCHEMES)})")

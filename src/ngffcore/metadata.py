@@ -48,6 +48,18 @@ class ArrayMetadata:
     codec: ChunkCodec
     dimension_names: tuple[str | None, ...] | None = None
     attributes: dict[str, Any] | None = field(default=None, compare=False)
+    #: the ``.zarray`` / ``zarr.json`` document this was parsed from: what a pickle carries
+    #: (the compiled native pipeline is not picklable; unpickling re-parses it, no I/O)
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.document is None:
+            raise TypeError("ArrayMetadata built without its source document cannot be "
+                            "pickled")
+        # v2 attributes live in .zattrs: they travel when already read, else the unpickled
+        # array reads them on first use as the original would have
+        attrs = self.attributes if self.zarr_format == 2 else None
+        return (_from_document, (self.zarr_format, self.document, attrs))
 
     @property
     def ndim(self) -> int:
@@ -78,6 +90,15 @@ class ArrayMetadata:
             strides[d] = strides[d + 1] * shape[d + 1]
         return _core.Pipeline(itemsize=self.dtype.itemsize, chunk_shape=shape,
                               chunk_strides=strides, fill_value=self.fill_bytes)
+
+
+def _from_document(zarr_format: int, document: dict[str, Any],
+                   attributes: dict[str, Any] | None) -> ArrayMetadata:
+    """Unpickle: re-parse the source document (validated when first parsed; no I/O)."""
+    where = "(unpickled array metadata)"
+    if zarr_format == 2:
+        return parse_v2(document, where, attributes)
+    return parse_v3(document, where)
 
 
 def parse_json(raw: Any, path: str) -> dict[str, Any]:
@@ -234,7 +255,7 @@ def parse_v2(doc: dict[str, Any], path: str, attributes: dict[str, Any] | None =
     return ArrayMetadata(
         zarr_format=2, shape=shape, dtype=dtype, grid_shape=chunks, fill_value=fill_value,
         fill_bytes=fill_bytes, key_encoding=_core.KEY_V2, key_separator=separator, codec=codec,
-        attributes=attributes,
+        attributes=attributes, document=doc,
     )
 
 
@@ -291,6 +312,7 @@ def parse_v3(doc: dict[str, Any], path: str) -> ArrayMetadata:
         key_encoding=_core.KEY_DEFAULT if enc["name"] == "default" else _core.KEY_V2,
         key_separator=separator, codec=codec,
         dimension_names=tuple(names) if names is not None else None, attributes=attributes,
+        document=doc,
     )
 
 

@@ -135,6 +135,20 @@ class RequestStats:
         return f"RequestStats({self.snapshot()})"
 
 
+async def gather_or_cancel(*aws: Any) -> list[Any]:
+    """``asyncio.gather``, except that when one fails (or the caller is cancelled) the others
+    are cancelled and awaited before the error propagates: no request of a failed read is
+    left running."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def run_on_io_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on ngffcore's private event loop thread and wait for it."""
     return _LoopThread.run(coro)
@@ -148,15 +162,34 @@ class ObjectStore:
     """
 
     def __init__(self, store: Any, url: str, concurrency: int = 64,
-                 missing_on_403: bool = False) -> None:
+                 missing_on_403: bool = False, *, options: dict[str, Any] | None = None
+                 ) -> None:
         self.store = store
         self.url = url
         self.concurrency = concurrency
         self.missing_on_403 = missing_on_403
         self.stats = RequestStats()
+        # the store options (credentials among them) this store was opened from a URL with,
+        # or None for a store made from an obstore object; only pickles carry them, never
+        # repr, str, task names or messages
+        self._options = None if options is None else dict(options)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as how to re-open: the URL and store options it was opened with, or the
+        obstore store object it wraps (obstore stores pickle their configuration). The
+        unpickled store is created once per process and shared (:func:`shared_store`), so a
+        worker builds one HTTP client per store, not one per task. Request counters do not
+        travel."""
+        if self._options is not None:
+            spec: tuple[Any, ...] = ("url", self.url, self._options)
+        else:
+            import pickle
+
+            spec = ("obstore", self.url, pickle.dumps(self.store))
+        return (shared_store, (spec, self.concurrency, self.missing_on_403))
 
     def local_path(self, key: str) -> None:
         return None
@@ -211,7 +244,7 @@ class ObjectStore:
                                ) -> list[Any]:
         """Bytes of each ``(start, length)`` of one object, one ranged GET per range. Nearby
         ranges are merged by the caller (see ``coalesce``)."""
-        parts = await asyncio.gather(*(
+        parts = await gather_or_cancel(*(
             self._request(key, "range_get", {"range": (start, start + length)})
             for start, length in ranges))
         out = []
@@ -228,4 +261,39 @@ class ObjectStore:
 
 Store = LocalStore | ObjectStore
 
-__all__ = ["LocalStore", "ObjectStore", "RequestStats", "Store", "check_key"]
+#: stores re-created by unpickling, by a digest of how they were opened (bounded LRU)
+_SHARED: dict[bytes, ObjectStore] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 64
+
+
+def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool
+                 ) -> ObjectStore:
+    """The process's one :class:`ObjectStore` for ``spec`` (see ``ObjectStore.__reduce__``):
+    created on first use, then returned to every later unpickling in this process."""
+    import hashlib
+    import pickle
+
+    digest = hashlib.sha256(pickle.dumps((spec, concurrency, missing_on_403))).digest()
+    with _SHARED_LOCK:
+        found = _SHARED.pop(digest, None)
+        if found is not None:
+            _SHARED[digest] = found  # most recently used last
+            return found
+    if spec[0] == "url":
+        from ngffcore.location import open_store
+
+        store = open_store(spec[1], concurrency=concurrency, missing_on_403=missing_on_403,
+                           **spec[2])
+        assert isinstance(store, ObjectStore)
+    else:
+        store = ObjectStore(pickle.loads(spec[2]), url=spec[1], concurrency=concurrency,
+                            missing_on_403=missing_on_403)
+    with _SHARED_LOCK:
+        store = _SHARED.setdefault(digest, store)
+        while len(_SHARED) > _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+    return store
+
+
+__all__ = ["LocalStore", "ObjectStore", "RequestStats", "Store", "check_key", "shared_store"]
