@@ -21,7 +21,7 @@ import pytest
 
 import ngffcore
 import tile_writers as tw
-from servers import RangeServer
+from tile_writers import served, server  # noqa: F401  (fixtures shared with the other tile tests)
 
 HTTP = {"client_options": {"allow_http": True}}
 
@@ -37,23 +37,7 @@ def written(tmp_path_factory):
     return root, cases
 
 
-@pytest.fixture(scope="module")
-def served(written):
-    root, _ = written
-    with RangeServer(str(root)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(served):
-    served.state.clear()
-    served.state.faults.clear()
-    served.state.latency = 0.0
-    return served
-
-
-def _url(srv: RangeServer, case: tw.TileCase) -> str:
-    return f"{srv.url}/{case.path.name}"
+_url = tw.url
 
 
 def _check(identical, got: Any, expected: np.ndarray, what: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 import ngffcore
 import tile_writers as tw
 from servers import RangeServer
+from tile_writers import served, server  # noqa: F401  (fixtures shared with the other tile tests)
 
 HTTP = {"client_options": {"allow_http": True}}
 CASES = [*tw.HAND_CASES, "ozp-0.4", "ozp-0.5"]
@@ -33,23 +34,7 @@ def written(tmp_path_factory):
     return root, tw.write_cases(root)
 
 
-@pytest.fixture(scope="module")
-def served(written):
-    root, _ = written
-    with RangeServer(str(root)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(served):
-    served.state.clear()
-    served.state.faults.clear()
-    served.state.latency = 0.0
-    return served
-
-
-def _url(srv: RangeServer, case: tw.TileCase) -> str:
-    return f"{srv.url}/{case.path.name}"
+_url = tw.url
 
 
 def _grid(case: tw.TileCase, level: int, size: int = SIZE):

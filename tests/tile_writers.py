@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import ome_writers as ow
+from servers import RangeServer
 
 UM = "micrometer"
 _TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -270,3 +272,27 @@ def index_nbytes(case: TileCase) -> int:
 
 def zarr_json(path: Path) -> dict[str, Any]:
     return json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+
+
+# -- the HTTP test server over a module's written cases (fixtures: import them) -------------
+
+
+@pytest.fixture(scope="module")
+def served(written):
+    """``RangeServer`` over the root of the module's ``written`` fixture, for the module."""
+    root, _ = written
+    with RangeServer(str(root)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(served):
+    """The module's server with its log, faults and latency reset for each test."""
+    served.state.clear()
+    served.state.faults.clear()
+    served.state.latency = 0.0
+    return served
+
+
+def url(srv: RangeServer, case: TileCase) -> str:
+    return f"{srv.url}/{case.path.name}"
