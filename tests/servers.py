@@ -58,6 +58,14 @@ class ServerState:
         with self.lock:
             self.log.clear()
 
+    def reset(self) -> None:
+        """Back to a plain server between tests: empty log, no faults, no latency/jitter."""
+        with self.lock:
+            self.log.clear()
+            self.faults.clear()
+        self.latency = 0.0
+        self.jitter = 0.0
+
 
 def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):

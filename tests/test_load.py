@@ -117,10 +117,7 @@ def served(images):
 
 @pytest.fixture
 def server(served):
-    served.state.clear()
-    served.state.faults.clear()
-    served.state.latency = 0.0
-    served.state.jitter = 0.0
+    served.state.reset()
     yield served
     served.state.latency = 0.0
 

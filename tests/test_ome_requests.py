@@ -39,8 +39,7 @@ def served(tmp_path_factory):
 @pytest.fixture
 def server(served):
     srv, root, data = served
-    srv.state.clear()
-    srv.state.faults.clear()
+    srv.state.reset()
     return srv, root, data
 
 

@@ -44,10 +44,7 @@ def served(tmp_path_factory):
 @pytest.fixture
 def server(served):
     srv, root = served
-    srv.state.clear()
-    srv.state.faults.clear()
-    srv.state.latency = 0.0
-    srv.state.jitter = 0.0
+    srv.state.reset()
     return srv, root
 
 

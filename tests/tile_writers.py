@@ -288,9 +288,7 @@ def served(written):
 @pytest.fixture
 def server(served):
     """The module's server with its log, faults and latency reset for each test."""
-    served.state.clear()
-    served.state.faults.clear()
-    served.state.latency = 0.0
+    served.state.reset()
     return served
 
 
