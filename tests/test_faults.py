@@ -8,7 +8,9 @@ async:
 
 * 5xx bursts longer than the retry budget (StoreError naming the key and the status, exactly
   ``max_retries + 1`` requests, within the budget) and shorter than it (exact pixels);
-* a reset mid-body, a truncated body, a body stalled mid-way past the request timeout;
+* a reset mid-body, a truncated body, a body stalled mid-way past the request timeout:
+  retried by ngffcore within the retry budget (obstore retries only until the headers), then
+  an error;
 * over-long bodies (bytes beyond Content-Length on a kept-alive connection; a body with no
   Content-Length at all);
 * wrong Content-Range answers to ranged reads of a shard (shifted range, wrong total size,
@@ -300,36 +302,77 @@ def test_body_cut_short_raises_never_partial(server, where, fault, mode):
     assert np.array_equal(out2, _expected(root, target))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet: a fault after the response headers (reset mid-body, truncated body, body "
-    "stalled past the timeout) is not retried: obstore retries only until the headers "
-    "arrive and ObjectStore._request does not retry result.bytes_async() failures"))
+@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("fault", ["reset-body", "truncate", "stall:3"])
-@pytest.mark.parametrize("where", ["chunk", "shard-range"])
-def test_body_fault_once_is_retried(server, where, fault):
+@pytest.mark.parametrize("where", ["chunk", "shard-index", "shard-range", "whole-shard"])
+def test_body_fault_once_is_retried(server, where, fault, mode):
+    """A body that fails after its headers is sent for again (obstore retries only until the
+    headers arrive): exact pixels, one extra GET of that object, counted as a retry."""
     srv, root = server
     target = TARGETS[where]
     a = _open(srv, target, timeout="1s", max_retries=2)
+    before = a.stats.snapshot()
     srv.state.faults[target.path] = [fault]
     out = _fresh_out(a, target)
-    exc, _ = _bounded(_read(a, target, "sync", out))
+    exc, _ = _bounded(_read(a, target, mode, out))
     assert exc is None, exc
     assert np.array_equal(out, _expected(root, target))
+    after = a.stats.snapshot()
+    assert after["retries"] - before["retries"] == 1
+    assert after["errors"] - before["errors"] == 1
+    assert _requests_to(srv, target.path) == 2 + (where == "shard-index")
+
+
+@pytest.mark.parametrize("fault", ["reset-body", "truncate"])
+@pytest.mark.parametrize("where", ["chunk", "shard-range"])
+def test_body_faults_beyond_the_retry_budget_raise(server, where, fault):
+    """max_retries 2 and three failed bodies in a row: StoreError after exactly 3 GETs of the
+    object, saying how often its body failed; out never half-written as a success."""
+    srv, root = server
+    target = TARGETS[where]
+    a = _open(srv, target, max_retries=2)
+    srv.state.faults[target.path] = [fault] * 3
+    out = _fresh_out(a, target)
+    exc, dt = _bounded(_read(a, target, "sync", out))
+    assert isinstance(exc, ngffcore.StoreError), exc
+    assert exc.key == target.key and "body failed 3 times" in str(exc)
+    assert _requests_to(srv, target.path) == 3
+    assert dt < 2.0
+    assert_out_after_failure(out, _expected(root, target), target)
+
+
+def test_retry_timeout_bounds_body_retries(server):
+    """50 retries allowed but retry_timeout 0.3 s, every body cut short after a 0.1 s delay:
+    body retries stop once the budget's time is spent."""
+    srv, root = server
+    target = TARGETS["chunk"]
+    a = ngffcore.open_array(f"{srv.url}/{target.array}", client_options={"timeout": "5s"},
+                            retry_config=retry(50, retry_timeout=0.3))
+    srv.state.clear()
+    srv.state.latency = 0.1
+    srv.state.faults[target.path] = ["truncate"] * 50
+    out = _fresh_out(a, target)
+    exc, dt = _bounded(_read(a, target, "sync", out))
+    assert isinstance(exc, ngffcore.StoreError), exc
+    assert 2 <= _requests_to(srv, target.path) <= 6
+    assert dt < 0.3 + 0.1 + 0.1 + 0.5
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("where", ["chunk", "shard-range"])
 def test_body_stalled_past_the_timeout_raises_in_time(server, where, mode):
-    """Headers and half the body at once, the rest 3 s later; request timeout 1 s."""
+    """Headers and half the body at once, the rest 3 s later; request timeout 1 s, 1 retry:
+    two attempts, each cut off by the timeout, not by the server's 3 s."""
     srv, root = server
     target = TARGETS[where]
-    a = _open(srv, target, timeout="1s", max_retries=2)
-    srv.state.faults[target.path] = ["stall:3"] * 3
+    a = _open(srv, target, timeout="1s", max_retries=1)
+    srv.state.faults[target.path] = ["stall:3"] * 2
     out = _fresh_out(a, target)
     exc, dt = _bounded(_read(a, target, mode, out))
     assert isinstance(exc, ngffcore.StoreError), exc
     assert target.key in str(exc)
-    assert 0.9 < dt < 1.0 + 1.0  # the request timeout, not the server's 3 s
+    assert 1.9 < dt < 2.0 + 1.0
+    assert _requests_to(srv, target.path) == 2
     assert_out_after_failure(out, _expected(root, target), target)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 import time
 from collections.abc import Sequence
@@ -98,16 +99,60 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
 
 
+class RetryPolicy:
+    """How many times, and after which pause, ngffcore re-sends a GET whose body failed: the
+    store's obstore ``retry_config`` (obstore's defaults when it has none: 10 retries, 100 ms
+    doubling to 15 s, 180 s in all). Pauses are jittered (50–100 % of the backoff) so many
+    reads failing together do not retry in lockstep."""
+
+    def __init__(self, max_retries: int = 10, init_backoff: float = 0.1,
+                 max_backoff: float = 15.0, base: float = 2.0, retry_timeout: float = 180.0
+                 ) -> None:
+        self.max_retries = max_retries
+        self.init_backoff = init_backoff
+        self.max_backoff = max_backoff
+        self.base = base
+        self.retry_timeout = retry_timeout
+
+    @classmethod
+    def of(cls, store: Any) -> "RetryPolicy":
+        config = getattr(store, "retry_config", None) or {}
+        backoff = config.get("backoff") or {}
+        defaults = cls()
+        return cls(max_retries=int(config.get("max_retries", defaults.max_retries)),
+                   init_backoff=_seconds(backoff.get("init_backoff"), defaults.init_backoff),
+                   max_backoff=_seconds(backoff.get("max_backoff"), defaults.max_backoff),
+                   base=float(backoff.get("base", defaults.base)),
+                   retry_timeout=_seconds(config.get("retry_timeout"), defaults.retry_timeout))
+
+    def delay(self, retries_done: int, elapsed: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when the budget is spent."""
+        if retries_done >= self.max_retries or elapsed >= self.retry_timeout:
+            return None
+        backoff = min(self.max_backoff, self.init_backoff * self.base ** retries_done)
+        return backoff * (0.5 + 0.5 * random.random())
+
+
+def _seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
 class RequestStats:
     """Requests one store has sent, by kind (thread-safe counters; ``snapshot()`` to read).
 
     ``get``: whole-object GETs; ``range_get``: GETs of ``[start, end)`` ranges (obstore may
     merge nearby ranges into one request: counted as sent); ``suffix_get``: GETs of an object's
-    last bytes (shard indexes); ``not_found``: GETs answered 404 (read as fill value); ``bytes``:
-    body bytes received; ``seconds``: summed request latency. A store never sends HEAD or LIST.
+    last bytes (shard indexes); ``not_found``: GETs answered 404 (read as fill value);
+    ``errors``: GETs that failed; ``retries``: GETs ngffcore sent again because a body failed
+    after its headers (each attempt also counts as a request of its kind; obstore's own
+    retries before the headers are not visible here); ``bytes``: body bytes received;
+    ``seconds``: summed request latency. A store never sends HEAD or LIST.
     """
 
-    FIELDS = ("get", "range_get", "suffix_get", "not_found", "errors", "bytes", "seconds")
+    FIELDS = ("get", "range_get", "suffix_get", "not_found", "errors", "retries", "bytes",
+              "seconds")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -173,6 +218,7 @@ class ObjectStore:
         # or None for a store made from an obstore object; only pickles carry them, never
         # repr, str, task names or messages
         self._options = None if options is None else dict(options)
+        self._retry_policy = RetryPolicy.of(store)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -194,38 +240,58 @@ class ObjectStore:
     def local_path(self, key: str) -> None:
         return None
 
-    def _error(self, key: str, exc: Exception) -> StoreError:
+    def _error(self, key: str, exc: Exception, retries: int = 0) -> StoreError:
         from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
         if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
             return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
-        return StoreError(f"cannot read {self.url}/{key}: {exc}", key=key)
+        after = f" (body failed {retries + 1} times)" if retries else ""
+        return StoreError(f"cannot read {self.url}/{key}{after}: {exc}", key=key)
 
     async def _request(self, key: str, kind: str, options: Any) -> tuple[Any, int] | None:
-        """One GET; (body as a bytes-like object, object size) or None if missing."""
+        """One GET; (body as a bytes-like object, object size) or None if missing.
+
+        obstore retries 5xx answers, resets and timeouts only until the response headers
+        arrive. A body that fails after them (reset mid-body, cut short, stalled past the
+        timeout) is retried here by sending the GET again, within the same store's
+        ``retry_config`` (``max_retries``, backoff, ``retry_timeout``), so a flaky network
+        costs a retry, not a failed read."""
         import obstore
         from obstore.exceptions import NotFoundError as ObsNotFound
         from obstore.exceptions import PermissionDeniedError
 
         check_key(key)
         t0 = time.perf_counter()
-        try:
-            result = await obstore.get_async(self.store, key, options=options)
-            # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
-            data: Any = await result.bytes_async()
-        except (ObsNotFound, FileNotFoundError):
-            self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t0})
-            return None
-        except PermissionDeniedError as exc:
-            self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t0})
-            if self.missing_on_403:
+        body_retries = 0
+        while True:
+            t1 = time.perf_counter()
+            try:
+                result = await obstore.get_async(self.store, key, options=options)
+            except (ObsNotFound, FileNotFoundError):
+                self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t1})
                 return None
-            raise self._error(key, exc) from exc
-        except Exception as exc:  # obstore raises many kinds; all become StoreError
-            self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t0})
-            raise self._error(key, exc) from exc
-        self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t0})
-        return data, int(result.meta["size"])
+            except PermissionDeniedError as exc:
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                if self.missing_on_403:
+                    return None
+                raise self._error(key, exc) from exc
+            except Exception as exc:  # obstore raises many kinds; all become StoreError
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                raise self._error(key, exc) from exc
+            try:
+                # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
+                data: Any = await result.bytes_async()
+            except Exception as exc:
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
+                if delay is None:
+                    raise self._error(key, exc, retries=body_retries) from exc
+                body_retries += 1
+                self.stats.add(retries=1)
+                await asyncio.sleep(delay)
+                continue
+            self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t1})
+            return data, int(result.meta["size"])
 
     async def get_async(self, key: str) -> Any:
         """The whole object as a bytes-like object, or None if it does not exist."""
