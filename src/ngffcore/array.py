@@ -323,8 +323,10 @@ class Array:
         is cached) and the coalesced ranged reads. Local stores: one ``get`` per chunk object
         (a file read)."""
         plan = self._plan(selection)
-        cache = self._index_cache if isinstance(self._store, ObjectStore) else {}
-        return remote.planned_requests(plan, cache)
+        if isinstance(self._store, ObjectStore):
+            return remote.planned_requests(plan, self._index_cache,
+                                           suffix_ranges=self._store.suffix_ranges)
+        return remote.planned_requests(plan, {})
 
     @property
     def stats(self) -> RequestStats | None:

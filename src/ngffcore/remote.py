@@ -157,7 +157,8 @@ def _needs_whole_shard(plan: ChunkPlan, members: list[int]) -> bool:
 @dataclass(frozen=True)
 class PlannedRequest:
     """One request a read would send. ``start``/``end``: half-open byte range, None for the
-    whole object; both None with kind "range_get" when the range awaits a shard index."""
+    whole object; both None with kind "range_get" when the range awaits a shard index (or,
+    for an index at the end without suffix ranges, the object's size: ``chunks`` 0)."""
 
     kind: str  # "get", "range_get" or "suffix_get"
     key: str
@@ -167,9 +168,12 @@ class PlannedRequest:
 
 
 def planned_requests(plan: ChunkPlan, index_cache: dict[str, ShardIndex | None],
-                     options: RemoteOptions = RemoteOptions()) -> list[PlannedRequest]:
+                     options: RemoteOptions = RemoteOptions(), suffix_ranges: bool = True
+                     ) -> list[PlannedRequest]:
     """The requests a read of ``plan`` would send now, without sending any. Shards whose
-    index is not cached yet show their index request and one placeholder data request."""
+    index is not cached yet show their index request and one placeholder data request;
+    without ``suffix_ranges`` (Azure) an index at the end costs a 1-byte GET for the size,
+    then a ranged GET."""
     if not plan.levels:
         return [PlannedRequest("get", k) for k in plan.keys]
     out: list[PlannedRequest] = []
@@ -182,9 +186,13 @@ def planned_requests(plan: ChunkPlan, index_cache: dict[str, ShardIndex | None],
             out.append(PlannedRequest("get", key, chunks=len(members)))
             continue
         if key not in index_cache:
-            out.append(PlannedRequest("suffix_get" if layout.index_at_end else "range_get", key,
-                                      None if layout.index_at_end else 0,
-                                      None if layout.index_at_end else layout.index_nbytes))
+            if layout.index_at_end and not suffix_ranges:
+                out.append(PlannedRequest("range_get", key, 0, 1))
+                out.append(PlannedRequest("range_get", key, chunks=0))
+            else:
+                out.append(PlannedRequest("suffix_get" if layout.index_at_end else "range_get",
+                                          key, None if layout.index_at_end else 0,
+                                          None if layout.index_at_end else layout.index_nbytes))
             out.append(PlannedRequest("range_get", key, chunks=len(members)))
             continue
         index = index_cache[key]

@@ -219,6 +219,9 @@ class ObjectStore:
         # repr, str, task names or messages
         self._options = None if options is None else dict(options)
         self._retry_policy = RetryPolicy.of(store)
+        #: whether a shard index at the end can be asked for with one suffix range GET
+        #: (obstore's Azure client refuses suffix ranges: Azure Blob Storage has none)
+        self.suffix_ranges = type(store).__name__ != "AzureStore"
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -301,10 +304,25 @@ class ObjectStore:
     async def get_end_async(self, key: str, length: int, *, suffix: bool
                             ) -> tuple[bytes, int] | None:
         """The last (``suffix``) or first ``length`` bytes and the object's size, from one
-        ranged GET (the response carries the size: no HEAD)."""
-        rng: Any = {"suffix": length} if suffix else (0, length)
-        return await self._request(key, "suffix_get" if suffix else "range_get",
-                                   {"range": rng})
+        ranged GET (the response carries the size: no HEAD).
+
+        Azure Blob Storage does not accept suffix ranges (``bytes=-n``; obstore's Azure client
+        refuses them before sending): on an ``AzureStore`` the size comes from a 1-byte ranged
+        GET and the end from a second ranged GET (two round trips instead of one; no HEAD)."""
+        if not suffix:
+            return await self._request(key, "range_get", {"range": (0, length)})
+        if self.suffix_ranges:
+            return await self._request(key, "suffix_get", {"range": {"suffix": length}})
+        first = await self._request(key, "range_get", {"range": (0, 1)})
+        if first is None:
+            return None
+        size = first[1]
+        if size <= 1:
+            return first
+        got = await self._request(key, "range_get", {"range": (max(0, size - length), size)})
+        if got is None:
+            raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+        return got
 
     async def get_ranges_async(self, key: str, ranges: Sequence[tuple[int, int]]
                                ) -> list[Any]:
