@@ -749,3 +749,25 @@ def test_a_failed_claim_lets_the_waiters_try_themselves(written, identical, serv
     ok = [o for o in outcomes if not isinstance(o, BaseException)]
     _check(identical, ok[0], case.reference(0, *box), "the waiter")
     assert img.cache._pending == {}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("box, jitter, n_chunks", [
+    (((0, 16), (0, 24)), 0.0, 3),  # one chunk per channel, all answered at once
+    (((5, 40), (3, 60)), 0.01, 27),  # 3 x 3 chunks per channel, answers spread over 10 ms
+])
+def test_cold_tiles_with_responses_out_of_order(written, identical, server, mode, box, jitter,
+                                                n_chunks):
+    """Responses arrive in any order and are decoded in batches of any make-up (all of the
+    tile's chunks in one batch, in arrival order, or a few at a time), each batch scattered
+    into the tile from the decoding thread: every chunk lands in its own box."""
+    _, cases = written
+    case = cases["czyx-0.4"]
+    server.state.jitter = jitter
+    img = ngffcore.open(_url(server, case), cache=ngffcore.ChunkCache(2**24), **HTTP)
+    assert _n_chunks(case, *box) == n_chunks
+    for i in range(20):
+        img.cache.clear()
+        got = (img.tile_box(0, *box) if mode == "sync"
+               else asyncio.run(img.tile_box_async(0, *box)))
+        _check(identical, got, case.reference(0, *box), f"round {i}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -185,23 +185,29 @@ class Array:
             keys = self._cache_keys(plan)
             found: list[Any] = cache.lookup(keys)
             todo = [i for i, f in enumerate(found) if f is None]
+            placed: set[int] = set()  # chunks already scattered into out
             while todo:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
                         fill, slab = self._fill_plan(plan, claim.mine)
+                        place = self._place_decoded(plan, claim.mine, slab, sel, out)
                         if isinstance(self._store, ObjectStore):
                             run_on_io_loop(remote.read_into(self._store, fill, slab,
-                                                            self._index_cache))
+                                                            self._index_cache,
+                                                            after_batch=place))
                         else:
-                            self._fill_local(fill, slab)
+                            self._fill_local(fill, slab, place)
+                        placed.update(claim.mine)
                         self._keep(plan, cache, keys, found, claim.mine, slab)
                 finally:
                     cache.release(claim)
                 for pending in claim.others:
                     pending.wait()
                 todo = cache.collect(keys, todo, found)
-            self._scatter_cached(plan, found, sel, out)
+            rest = [i for i in range(len(found)) if i not in placed]
+            if rest:
+                self._scatter_cached(plan, [found[i] for i in rest], sel, out, rest)
             return out
         meta = self._meta
         if (isinstance(self._store, LocalStore) and meta.codec.shard is None
@@ -237,22 +243,29 @@ class Array:
             keys = self._cache_keys(plan)
             found: list[Any] = cache.lookup(keys)
             todo = [i for i, f in enumerate(found) if f is None]
+            placed: set[int] = set()  # chunks already scattered into out
             while todo:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
                         fill, slab = self._fill_plan(plan, claim.mine)
+                        place = self._place_decoded(plan, claim.mine, slab, sel, out)
                         if isinstance(self._store, ObjectStore):
-                            await remote.read_into(self._store, fill, slab, self._index_cache)
+                            await remote.read_into(self._store, fill, slab, self._index_cache,
+                                                   after_batch=place)
                         else:
-                            await _to_completion(self._fill_local, fill, slab)
+                            await _to_completion(self._fill_local, fill, slab, place)
+                        placed.update(claim.mine)
                         self._keep(plan, cache, keys, found, claim.mine, slab)
                 finally:
                     cache.release(claim)
                 for pending in claim.others:
                     await pending.wait_async()
                 todo = cache.collect(keys, todo, found)
-            await _to_completion(self._scatter_cached, plan, found, sel, out)
+            rest = [i for i in range(len(found)) if i not in placed]
+            if rest:
+                await _to_completion(self._scatter_cached, plan, [found[i] for i in rest], sel,
+                                     out, rest)
             return out
         if isinstance(self._store, ObjectStore):
             await self._read_remote(plan, sel, out)
@@ -300,17 +313,32 @@ class Array:
         if cache.admits(slab.nbytes):
             cache.insert([keys[i] for i in which], slab, chunks)
 
-    def _fill_local(self, fill: ChunkPlan, slab: np.ndarray) -> None:
+    def _fill_local(self, fill: ChunkPlan, slab: np.ndarray,
+                    place: Callable[[np.ndarray], None]) -> None:
         assert isinstance(self._store, LocalStore) and fill.codec.pipeline is not None
         sources, names = chunk_sources(self._store, fill)
         _core.decode_batch(fill.codec.pipeline, slab, fill.boxes, sources, names)
+        place(np.arange(len(fill), dtype=np.int64))
+
+    def _place_decoded(self, plan: ChunkPlan, which: list[int], slab: np.ndarray,
+                       sel: Selection, out: np.ndarray) -> Callable[[np.ndarray], None]:
+        """A callback for the decoding thread: chunks ``idx`` of the fill plan (chunks
+        ``which[idx]`` of ``plan``), just decoded into ``slab``, go into ``out``."""
+        c0 = plan.codec.chunk_shape[0]
+
+        def place(idx: np.ndarray) -> None:
+            js = idx.tolist()
+            self._scatter_cached(plan, [slab[j * c0:(j + 1) * c0] for j in js], sel, out,
+                                 [which[j] for j in js])
+        return place
 
     def _scatter_cached(self, plan: ChunkPlan, chunks: list[Any], sel: Selection,
-                        out: np.ndarray) -> None:
-        """Copy each chunk's box from decoded chunks into ``out``: one native call."""
-        names = [str(k) for k in plan.keys]
-        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out), plan.boxes,
-                           chunks, names)
+                        out: np.ndarray, which: list[int]) -> None:
+        """Copy the boxes of chunks ``which`` of ``plan`` from ``chunks`` (decoded, one per
+        entry of ``which``) into ``out``: one native call."""
+        names = [str(plan.keys[i]) for i in which]
+        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out),
+                           np.ascontiguousarray(plan.boxes[which]), chunks, names)
 
     async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
         assert isinstance(self._store, ObjectStore)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,12 +63,13 @@ class _Decoder:
     """Consumes (chunk index, source) pairs and decodes them in batches on a worker thread:
     whatever arrived while the previous batch was decoding forms the next batch."""
 
-    def __init__(self, plan: ChunkPlan, out: np.ndarray, names: list[str], budget: _Budget
-                 ) -> None:
+    def __init__(self, plan: ChunkPlan, out: np.ndarray, names: list[str], budget: _Budget,
+                 after_batch: Callable[[np.ndarray], None] | None = None) -> None:
         self.plan = plan
         self.out = out
         self.names = names
         self.budget = budget
+        self.after_batch = after_batch
         self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
 
     def put(self, index: int, source: bytes | memoryview | None) -> None:
@@ -88,6 +89,8 @@ class _Decoder:
         assert self.plan.codec.pipeline is not None  # innermost chunks always have one
         _core.decode_batch(self.plan.codec.pipeline, self.out,
                            np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
+        if self.after_batch is not None:
+            self.after_batch(idx)
 
     async def run(self) -> None:
         """Hand batches to the core as chunks arrive, up to one batch per native thread at
@@ -241,13 +244,17 @@ def _descend(plan: ChunkPlan, i: int, name: str, region: memoryview, base: int,
 
 async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                     index_cache: dict[str, ShardIndex | None],
-                    options: RemoteOptions = RemoteOptions()) -> None:
-    """Fetch and decode every chunk of ``plan`` into ``out`` (an ndim-dimensional view)."""
+                    options: RemoteOptions = RemoteOptions(),
+                    after_batch: Callable[[np.ndarray], None] | None = None) -> None:
+    """Fetch and decode every chunk of ``plan`` into ``out`` (an ndim-dimensional view).
+    ``after_batch(chunk indices)`` runs on the decoding thread right after each batch (reads
+    through the cache scatter the chunks just decoded into their slab from there: no second
+    trip through the event loop)."""
     n = len(plan)
     names = list(plan.keys) if not plan.levels else [
         f"{k}[{int(i)}]" for k, i in zip(plan.keys, plan.inner[:, 0])]  # type: ignore[index]
     budget = _Budget(options.max_bytes_in_flight)
-    decoder = _Decoder(plan, out, names, budget)
+    decoder = _Decoder(plan, out, names, budget, after_batch)
     sem = asyncio.Semaphore(store.concurrency)
 
     async def get_chunk(i: int) -> None:
