@@ -125,6 +125,18 @@ static ngff_status blosc_header(const uint8_t *src, size_t src_len, int32_t *nby
                  *cbytes, src_len);
         return NGFF_ERR_TRUNCATED;
     }
+    /* Every c-blosc encoder (1.x and 2.x, forced block sizes included) makes a block larger
+     * than one item a whole number of items. In a frame whose blocks split an item, c-blosc2
+     * leaves the tail bytes of a shuffled block unwritten and still reports success: stale
+     * memory (earlier chunks of any array read in this process) handed out as pixels. Found
+     * by fuzzing (pipeline-blosc-split-item.bin). */
+    int32_t typesize = src[3];
+    if (*nbytes > 0 && typesize > 1 && blocksize > typesize && blocksize % typesize != 0) {
+        snprintf(detail, NGFF_DETAIL_CAP,
+                 "blosc: block size %d is not a whole number of %d-byte items", blocksize,
+                 typesize);
+        return NGFF_ERR_CORRUPT;
+    }
     /* A c-blosc2 "special" chunk (extended header: shuffle and bitshuffle flags both set;
      * kind in bits 4-6 of byte 31) of uninitialized values decodes "successfully" without
      * writing the destination, which would hand out stale bytes (earlier chunks in a worker

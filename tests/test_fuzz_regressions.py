@@ -227,3 +227,27 @@ def test_blosc2_delta_frames_partial_reads(tmp_path, filters):
     out = np.zeros((128, 64), "<u2")[::-2]  # strided, reversed: scattered block by block
     a.read((slice(None), slice(None)), out=out)
     np.testing.assert_array_equal(out, data)
+
+
+# --------------------------------------------------------------------------------------
+# blosc: blocks that split an item (fuzz_pipeline: c-blosc2 leaves the tail of such a
+# shuffled block unwritten and reports success: stale memory as pixels)
+# --------------------------------------------------------------------------------------
+
+
+def test_blosc_blocks_splitting_an_item_are_an_error(tmp_path):
+    """pipeline-blosc-split-item.bin's frame: 4096 bytes, typesize 9, 512-byte blocks (no
+    c-blosc encoder writes that). Decoding it in a fresh process gave different bytes at
+    504..511 from one call to the next; it must be refused, never decoded."""
+    from fuzz_replay import parse_pipeline
+
+    frame = parse_pipeline((DATA / "pipeline-blosc-split-item.bin").read_bytes())["payload"]
+    assert frame[3] == 9 and int.from_bytes(frame[8:12], "little") == 512
+    data = np.arange(16 * 32, dtype="<u8").reshape(16, 32)
+    path = _v2_blosc_array(tmp_path / "a", data, (16, 32))
+    (tmp_path / "a" / "0.0").write_bytes(frame)
+    a = ngffcore.open_array(path)
+    for sel in [(slice(None), slice(None)), (slice(1, 16), slice(1, 32)), (0, slice(0, 4))]:
+        with pytest.raises(ngffcore.DecodeError, match="not a whole number of 9-byte items") as e:
+            a.read(sel)
+        assert e.value.key == "0.0"
