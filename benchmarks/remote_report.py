@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from remote_server import describe_server
 from report import _md_table, fmt_ratio, fmt_time
 
 from remote_suite import PEER_TITLES
@@ -72,8 +73,8 @@ def render(rows: list[dict[str, Any]], notes: list[dict[str, Any]] | None = None
         "of the same chunks from disk (2 threads). See *Limits* below.",
         "* `replay` = ngffcore's own requests (from the server log) re-sent wave by wave with bare "
         "obstore, bodies read and dropped: the cost of this server + an HTTP client for that request "
-        "structure, without planning or decoding (the test server reads each object whole for every "
-        "request, so a few ms per wave are the server's).",
+        "structure, without planning or decoding.",
+        f"* Server: {describe_server()}; it shares the 2 cores with the reader.",
         "",
     ]
 

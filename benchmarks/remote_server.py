@@ -1,28 +1,35 @@
-"""``tests/servers.py``'s ``RangeServer`` run in a child process, for the remote benchmarks.
+"""The benchmarks' HTTP server, run in a child process.
 
 The benchmark process must not host the server: its handler threads would compete with the
 reader under test for the GIL (zarr-python, fsspec and ngffcore all run Python per request)
-and the time they hold it would be charged to the reader. The child imports ``RangeServer``
-from ``tests/servers.py`` (not a copy) and answers commands (JSON lines on its stdin/stdout):
+and the time they hold it would be charged to the reader. The child answers commands (JSON
+lines on its stdin/stdout):
 
-* ``latency(seconds)``: the per-request latency the server injects (slept in the handler
+* ``latency(seconds)``: the per-request latency the server injects (slept in the request's
   thread, so requests in flight overlap, like round trips to a remote store);
 * ``clear()`` / ``log()``: the request log, each entry stamped with its arrival time on the
   server's clock (used to count sequential request *waves*);
 * ``cpu_seconds()``: CPU time the server process used since ``clear()``.
 
-Changes to the server, made in the child only (``tests/servers.py`` is untouched):
+Which server (``NGFF_BENCH_SERVER``):
 
-* the log list is replaced by one that also records arrival times;
-* ``TCP_NODELAY`` on every connection. ``BaseHTTPRequestHandler`` writes headers and body in
-  two sends; with Nagle on, a small body (metadata, a shard index, a 404) waits for the ACK of
-  the headers, which the client delays by up to 40 ms. Measured at 20 ms latency: the
-  4-inner-chunk sharded read (index, then 4 ranges) took ~91 ms instead of ~51 ms. ``NGFF_BENCH_NAGLE=1`` leaves Nagle on;
-* a listen backlog of 1024 instead of ``socketserver``'s 5, a precaution for bursts of 64 new
-  connections (no stall was seen with 5 on the development machine);
-* with ``answer_head``, HEAD is answered like GET without a body (200 + Content-Length, or 404)
-  instead of 405: real servers answer HEAD, and zarrs sends one before every GET. It is still
-  logged, so the HEADs show in the request counts.
+* ``lean`` (default): ``latency_server.LatencyServer``, a thread per connection that sends byte
+  ranges with ``sendfile``; see its docstring for why (the old server serialised each wave's
+  responses under its GIL, adding ~4 ms to a 12-request wave for every engine).
+* ``threaded``: ``tests/servers.py``'s ``RangeServer`` (the tests' server), with these changes
+  made in the child only:
+
+  * the log list is replaced by one that also records arrival times;
+  * ``TCP_NODELAY`` on every connection. ``BaseHTTPRequestHandler`` writes headers and body in
+    two sends; with Nagle on, a small body (metadata, a shard index, a 404) waits for the ACK
+    of the headers, which the client delays by up to 40 ms (the 4-inner-chunk sharded read at
+    20 ms took ~91 ms instead of ~51 ms). ``NGFF_BENCH_NAGLE=1`` leaves Nagle on;
+  * a listen backlog of 1024 instead of ``socketserver``'s 5;
+  * with ``answer_head``, HEAD is answered like GET without a body (200 + Content-Length, or
+    404) instead of 405.
+
+Both answer HEAD with ``answer_head`` (real servers do, and zarrs sends one before every GET)
+and log it, so HEADs show in the request counts.
 """
 
 from __future__ import annotations
@@ -95,6 +102,59 @@ def _answer_head(handler_cls: Any, root: str) -> None:
 
 
 def _serve(root: str, answer_head: bool) -> None:  # child process: JSON commands on stdin, one reply line each
+    if server_kind() == "threaded":
+        return _serve_threaded(root, answer_head)
+    from latency_server import LatencyServer, entries
+
+    srv = LatencyServer(root, answer_head=answer_head)
+    state = srv.state
+
+    def clear() -> None:
+        with state.lock:
+            state.log.clear()
+
+    def log() -> list[Any]:
+        return entries(state)
+
+    def set_latency(seconds: float) -> None:
+        state.latency = seconds
+
+    with srv:
+        _command_loop(srv.url, set_latency, clear, log)
+
+
+def _command_loop(url: str, set_latency: Any, clear: Any, log: Any) -> None:
+    out = sys.stdout
+
+    def reply(value: Any) -> None:
+        out.write(json.dumps(value) + "\n")
+        out.flush()
+
+    def cpu() -> float:
+        return time.process_time()  # user + system, all threads, ns resolution (os.times: 10 ms)
+
+    cpu0 = cpu()
+    reply(url)
+    for line in sys.stdin:
+        cmd, arg = json.loads(line)
+        if cmd == "latency":
+            set_latency(float(arg))
+            reply(None)
+        elif cmd == "clear":
+            clear()
+            cpu0 = cpu()
+            reply(None)
+        elif cmd == "cpu":
+            reply(cpu() - cpu0)
+        elif cmd == "log":
+            reply(log())
+        elif cmd == "stop":
+            reply(None)
+            return
+
+
+def _serve_threaded(root: str, answer_head: bool) -> None:
+    """``tests/servers.py``'s ``RangeServer`` (the benchmarks' server until 2026-11-21)."""
     sys.path.insert(0, str(TESTS_DIR))
     import servers
 
@@ -106,37 +166,35 @@ def _serve(root: str, answer_head: bool) -> None:  # child process: JSON command
         _answer_head(srv._server.RequestHandlerClass, root)
     log = _TimedLog()
     srv.state.log = log
-    out = sys.stdout
 
-    def reply(value: Any) -> None:
-        out.write(json.dumps(value) + "\n")
-        out.flush()
+    def set_latency(seconds: float) -> None:
+        srv.state.latency = seconds
 
-    def cpu() -> float:
-        return time.process_time()  # user + system, all threads, ns resolution (os.times: 10 ms)
+    def entries() -> list[Any]:
+        with srv.state.lock:
+            pairs = list(zip(log.times, list(log)))
+        return [(t, r.method, r.path, r.range, _status(root, r.method, r.path, r.range, answer_head))
+                for t, r in pairs]
 
-    cpu0 = cpu()
     with srv:
-        reply(srv.url)
-        for line in sys.stdin:
-            cmd, arg = json.loads(line)
-            if cmd == "latency":
-                srv.state.latency = float(arg)
-                reply(None)
-            elif cmd == "clear":
-                srv.state.clear()
-                cpu0 = cpu()
-                reply(None)
-            elif cmd == "cpu":
-                reply(cpu() - cpu0)
-            elif cmd == "log":
-                with srv.state.lock:
-                    entries = list(zip(log.times, list(log)))
-                reply([(t, r.method, r.path, r.range, _status(root, r.method, r.path, r.range, answer_head))
-                       for t, r in entries])
-            elif cmd == "stop":
-                reply(None)
-                return
+        _command_loop(srv.url, set_latency, srv.state.clear, entries)
+
+
+def server_kind() -> str:
+    """Which server the benchmarks start (``NGFF_BENCH_SERVER``): ``lean`` or ``threaded``."""
+    kind = os.environ.get("NGFF_BENCH_SERVER", "lean")
+    if kind not in ("lean", "threaded"):
+        raise ValueError(f"NGFF_BENCH_SERVER={kind!r}: expected 'lean' or 'threaded'")
+    return kind
+
+
+def describe_server() -> str:
+    """One phrase naming the server, for the reports."""
+    if server_kind() == "threaded":
+        return ("`tests/servers.py`'s `RangeServer` (`http.server`, whole object read per request) "
+                "in a child process (`NGFF_BENCH_SERVER=threaded`)")
+    return ("`latency_server.LatencyServer` in a child process (a thread per connection, "
+            "byte ranges sent with `sendfile`)")
 
 
 class ServerProcess:

@@ -1,8 +1,8 @@
 """Remote reads over HTTP: ngffcore against its peers at 20 ms and 100 ms per-request latency.
 
 A child process serves ``benchmarks/data/remote/`` (128 MiB volume, Zarr v2 blosc-zstd and Zarr v3
-sharded; ``remote_data.py``) with ``tests/servers.py``'s ``RangeServer``, which sleeps the injected
-latency in each request's handler thread (requests in flight overlap, like round trips to an
+sharded; ``remote_data.py``) with ``remote_server.py``'s server (``latency_server.LatencyServer`` by
+default), which sleeps the injected latency in each request's own thread (requests in flight overlap, like round trips to an
 object store) and logs every request (``remote_server.py``).
 
 Groups are ``remote <latency>ms/<workload>`` (``remote_suite.WORKLOADS``); rows

@@ -9,8 +9,8 @@ Run::
 
 Data: ``tiles_data.py`` (3 x 16384 x 16384 uint8 H&E-like slide, 5 levels, chunks 512, OME-NGFF
 0.4 / Zarr v2 planar, 0.4 with 3-channel chunks, 0.5 / Zarr v3 planar), generated on first use.
-HTTP: ``remote_server.ServerProcess`` (``tests/servers.py``'s ``RangeServer`` in a child process,
-latency slept per request, requests logged).
+HTTP: ``remote_server.ServerProcess`` (by default ``latency_server.LatencyServer`` in a child
+process, latency slept per request, requests logged).
 
 Groups ``tiles <where>/<dataset>/<pass>``, rows ``extra_info["peer"]`` = the engine. One pytest
 round = one tile, 40 rounds in the workload's order (``tiles_suite.tiles``), so the round times

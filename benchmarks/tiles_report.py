@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from remote_server import describe_server
 from report import _md_table, fmt_time, rows_from_json, rows_from_session
 
 PLUGIN_NAME = "ngffcore-tiles-report"
@@ -238,11 +239,11 @@ def _explain(extra: dict[str, Any], lat: float | None) -> list[str]:
                "already in memory (`level._prefetch(sel)` untimed, `prep.run(out)` timed, fastest of 7, "
                f"{extra.get('threads')} threads)" + (f", plus one round trip ({lat:g} ms) over HTTP" if lat else "")
                + ". `replay` (HTTP): the tile's chunk objects fetched all at once with bare obstore, bodies read "
-               "and dropped, median of 3 — what this Python test server and an HTTP client cost for one round "
+               "and dropped, median of 3 — what this test server and an HTTP client cost for one round "
                "trip of these requests, without planning or decoding.")
     if lat:
-        out.append(f"* HTTP: `tests/servers.py`'s `RangeServer` in a child process (`remote_server.py`), "
-                   f"{lat:g} ms slept per request in its handler thread (requests in flight overlap), "
+        out.append(f"* HTTP: {describe_server()} (`remote_server.py`), "
+                   f"{lat:g} ms slept per request in its own thread (requests in flight overlap), "
                    "`TCP_NODELAY`, HEAD answered. It runs on the same 2 cores as the reader. `requests/tile` and "
                    "`round trips/tile` come from its log (a request arriving more than latency/2 after the "
                    "previous one starts a new round trip).")
