@@ -8,9 +8,11 @@ For every (peer, dataset) a child process imports the reader, configures it for
 ``NGFF_BENCH_THREADS`` (2) threads, opens the array, then records
 
 * ``before``: VmRSS just before the read (after ``gc.collect()``),
-* ``peak``:   ``ru_maxrss`` after the read (the peak-RSS counter is reset through
+* ``peak``:   ``VmHWM`` after the read (the peak-RSS counter is reset through
   ``/proc/self/clear_refs`` just before the read where the kernel allows it, so an earlier
-  import-time peak cannot hide the read's),
+  import-time peak cannot hide the read's). Not ``ru_maxrss``: Linux keeps that across
+  ``fork`` + ``exec`` in the process's signal state, so a child of a large process (pytest
+  after the read benchmarks, ~6 GB) reported the parent's peak for every read,
 
 and reports ``peak - before``: the read's own footprint, output array included. The budget is
 ``output size + 2 x threads x largest (inner) chunk + 64 MiB``.
@@ -46,12 +48,16 @@ def budget(dataset: str, small: bool, threads: int = bc.THREADS) -> tuple[int, i
     return out, out + 2 * threads * spec.chunk_nbytes + 64 * MiB
 
 
-def _vm_rss() -> int:
+def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _vm_rss() -> int:
+    return _status_bytes("VmRSS")
 
 
 def _reset_peak() -> bool:
@@ -75,7 +81,10 @@ def child(peer: str, dataset: str, small: bool) -> dict[str, Any]:
     before = _vm_rss()
     reset = _reset_peak()
     res = read()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        peak = _status_bytes("VmHWM")  # this process's own peak (see the module docstring)
+    except (OSError, RuntimeError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert res.shape == make_data.shape_for(small), res.shape
     return {"peer": peer, "dataset": dataset, "before": before, "peak": peak, "delta": peak - before,
             "peak_reset": reset, "out_nbytes": int(res.nbytes)}

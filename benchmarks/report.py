@@ -175,7 +175,7 @@ def render(rows: list[dict[str, Any]], memory: list[dict[str, Any]] | None = Non
 
 def render_memory(memory: list[dict[str, Any]]) -> list[str]:
     out = [
-        "## Peak memory of a full read (fresh process; ru_maxrss − RSS before the read)",
+        "## Peak memory of a full read (fresh process; VmHWM − RSS before the read)",
         "",
     ]
     body = []
