@@ -126,12 +126,14 @@ static ngff_status blosc_header(const uint8_t *src, size_t src_len, int32_t *nby
         return NGFF_ERR_TRUNCATED;
     }
     /* Every c-blosc encoder (1.x and 2.x, forced block sizes included) makes a block larger
-     * than one item a whole number of items. In a frame whose blocks split an item, c-blosc2
-     * leaves the tail bytes of a shuffled block unwritten and still reports success: stale
-     * memory (earlier chunks of any array read in this process) handed out as pixels. Found
-     * by fuzzing (pipeline-blosc-split-item.bin). */
+     * than one item a whole number of items. In a frame whose full blocks split an item,
+     * c-blosc2 leaves the tail bytes of a shuffled block unwritten and still reports success:
+     * stale memory (earlier chunks of any array read in this process) handed out as pixels.
+     * (blosc2_cbuffer_sizes reports a block size beyond nbytes as nbytes, as c-blosc2
+     * decodes it: one block.) Found by fuzzing (pipeline-blosc-split-item.bin). */
     int32_t typesize = src[3];
-    if (*nbytes > 0 && typesize > 1 && blocksize > typesize && blocksize % typesize != 0) {
+    if (typesize > 1 && blocksize > typesize && blocksize <= *nbytes &&
+        blocksize % typesize != 0) {
         snprintf(detail, NGFF_DETAIL_CAP,
                  "blosc: block size %d is not a whole number of %d-byte items", blocksize,
                  typesize);

@@ -150,6 +150,7 @@ typedef struct chunk_box {
     int direct;           /* ... and lands as one contiguous run: decode straight into it */
     size_t span_lo, span_hi; /* decoded bytes the box needs, first to last element */
     int blosc_partial;    /* decode only the blosc blocks holding the span */
+    int partial_source;   /* only those blocks were read from the file (the rest is unread) */
 } chunk_box;
 
 /*
@@ -219,6 +220,13 @@ static ngff_status decode_blosc_blocks(ngff_worker *w, const ngff_batch *b, cons
         size_t origin;
         st = ngff_blosc_decode_range(w->codecs, src, src_len, chunk_nbytes, off, off + len, block,
                                      blocksize + 2 * 256, &origin, detail);
+        if (st != NGFF_OK && st != NGFF_ERR_NOMEM && !cb->partial_source) {
+            /* c-blosc2's getitem refuses some frames its whole decode takes (a block size
+             * beyond the chunk, pipeline-blosc-block-beyond-nbytes.bin): the whole decode
+             * decides. Blocks already scattered are written again by it. */
+            detail[0] = 0;
+            return NGFF_OK;
+        }
         if (st != NGFF_OK)
             return fail(res, st, NGFF_CODEC_BLOSC);
         sub_shape[j] = hi - lo;
@@ -326,7 +334,9 @@ static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk
                              b->out_strides);
                 return NGFF_OK;
             }
-            if (st != NGFF_ERR_UNSUPPORTED)
+            /* a range c-blosc2 refuses goes to the full decode, which decides (as above),
+             * unless only the range was read from the file */
+            if (st == NGFF_ERR_NOMEM || (st != NGFF_ERR_UNSUPPORTED && cb->partial_source))
                 return fail(res, st, codec);
             detail[0] = 0; /* fall back to a full decode */
         }
@@ -368,7 +378,7 @@ static ngff_status decode_bytes(ngff_worker *w, const ngff_batch *b, const chunk
     return NGFF_OK;
 }
 
-static ngff_status decode_file(ngff_worker *w, const ngff_batch *b, const chunk_box *cb,
+static ngff_status decode_file(ngff_worker *w, const ngff_batch *b, chunk_box *cb,
                                const ngff_source *s, ngff_chunk_result *res)
 {
     const ngff_pipeline *p = b->pipeline;
@@ -397,6 +407,7 @@ static ngff_status decode_file(ngff_worker *w, const ngff_batch *b, const chunk_
     st = NGFF_ERR_UNSUPPORTED;
     if (cb->blosc_partial && p->n_codecs == 1)
         st = ngff_local_read_blosc_blocks(&f, &w->buf[0], cb->span_lo, cb->span_hi, detail);
+    cb->partial_source = st == NGFF_OK;
     if (st == NGFF_ERR_UNSUPPORTED) {
         detail[0] = 0;
         uint8_t *data = ngff_buffer_reserve(&w->buf[0], (size_t)f.len);

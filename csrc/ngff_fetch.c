@@ -122,11 +122,14 @@ ngff_status ngff_local_read_blosc_blocks(const ngff_local *f, ngff_buffer *buf, 
     uint8_t flags = header[2];
     uint32_t typesize = header[3];
     uint32_t nbytes = le32(header + 4), blocksize = le32(header + 8), cbytes = le32(header + 12);
-    /* getitem works in whole items: a range ending in trailing bytes needs a full decode */
+    /* getitem works in whole items: a range ending in trailing bytes needs a full decode;
+     * a block size beyond nbytes (c-blosc2 decodes it as one block) is not laid out as the
+     * block table below assumes */
     /* (delta: every block needs the first, and only a whole decode reads it) */
     if ((flags & (FLAG_MEMCPYED | FLAG_DELTA)) ||
         ((flags & FLAG_SHUFFLE) && (flags & FLAG_BITSHUFFLE)) ||
-        blocksize == 0 || nbytes == 0 || typesize == 0 || cbytes > (uint64_t)f->len ||
+        blocksize == 0 || blocksize > nbytes || nbytes == 0 || typesize == 0 ||
+        cbytes > (uint64_t)f->len ||
         cbytes > INT32_MAX || hi > (nbytes / typesize) * typesize || lo >= hi)
         return NGFF_ERR_UNSUPPORTED;
     uint64_t nblocks = ((uint64_t)nbytes + blocksize - 1) / blocksize;
