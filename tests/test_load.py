@@ -53,8 +53,10 @@ MiB = 2**20
 RSS_TOLERANCE = 16 * MiB
 #: HTTP reads: the store's connection pool may grow to the most requests one read had in
 #: flight at once; each pooled connection costs 2 descriptors and a server thread here (the
-#: server runs in this process). A leak per read would cost thousands
-HTTP_POOL_SLACK = 4
+#: server runs in this process). A leak per read would cost thousands. 4 was exceeded once
+#: (41 tasks against 36 + 4) with a fuzzer busy on the other core: under contention more of
+#: a read's requests overlap and the pool keeps one more connection, which is no leak
+HTTP_POOL_SLACK = 8
 #: under a sanitizer (.ci/sanitize and .ci/tsan preload its runtime) RSS is mostly the
 #: sanitizer's own: ASan's quarantine of freed memory (256 MiB by default), TSan's shadow
 #: memory and per-thread traces. RSS growth says nothing there and is not checked
