@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import byte_range  # noqa: E402  (the tests' server parses Range the same way)
 
 _REASONS = {200: "OK", 206: "Partial Content", 400: "Bad Request", 404: "Not Found",
             405: "Method Not Allowed", 416: "Range Not Satisfiable", 501: "Not Implemented"}
@@ -197,7 +202,7 @@ class LatencyServer:
             size = os.fstat(fd).st_size
             start, stop, code = 0, size, 200
             if rng is not None:
-                span = _parse_range(rng, size)
+                span = byte_range(rng, size)
                 if span is None:
                     os.close(fd)
                     return 416, _plain(416, method), 0, 0, -1
@@ -224,22 +229,6 @@ def _plain(code: int, method: str) -> bytes:
     header = (f"HTTP/1.1 {code} {_REASONS[code]}\r\nContent-Length: {len(body)}\r\n"
               f"Content-Type: text/plain\r\n\r\n").encode("latin-1")
     return header if method == "HEAD" else header + body
-
-
-def _parse_range(rng: str, size: int) -> tuple[int, int] | None:
-    """``bytes=a-b`` / ``a-`` / ``-n`` → half-open [start, stop) within ``size``; None: 416."""
-    if not rng.startswith("bytes="):
-        return None
-    a, sep, b = rng[6:].strip().partition("-")
-    if not sep or not (a or b) or not (a.isdigit() or not a) or not (b.isdigit() or not b):
-        return None
-    if not a:
-        start, stop = max(0, size - int(b)), size
-    else:
-        start, stop = int(a), min(size, int(b) + 1) if b else size
-    if start >= size or start >= stop:
-        return None
-    return start, stop
 
 
 def entries(state: LatencyState) -> list[tuple[Any, ...]]:

@@ -70,6 +70,22 @@ class ServerState:
         self.jitter = 0.0
 
 
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """A ``Range`` header (``bytes=a-b``, ``a-``, ``-n``) over an object of ``size`` bytes:
+    the half-open ``(start, stop)`` to send, or None to answer 416."""
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    a, b = m.groups()
+    if not a:
+        start, stop = max(0, size - int(b)), size
+    else:
+        start, stop = int(a), min(size, int(b) + 1 if b else size)
+    if start >= size or start >= stop:
+        return None
+    return start, stop
+
+
 def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -126,17 +142,10 @@ def _handler(state: ServerState) -> type[http.server.BaseHTTPRequestHandler]:
             rng = self.headers.get("Range")
             start, end, code = 0, len(data), 200
             if rng:
-                m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
-                if not m or (not m.group(1) and not m.group(2)):
+                span = byte_range(rng, len(data))
+                if span is None:
                     return self._plain(416)
-                a, b = m.groups()
-                if not a:
-                    start = max(0, len(data) - int(b))
-                else:
-                    start, end = int(a), min(len(data), int(b) + 1 if b else len(data))
-                if start >= len(data) or start >= end:
-                    return self._plain(416)
-                code = 206
+                (start, end), code = span, 206
             total = len(data)
             if code == 206 and fault == "range-shift":
                 shift = 1 if end < len(data) else -1 if start > 0 else 0

@@ -190,8 +190,7 @@ class Array:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
-                        fill, slab = self._fill_plan(plan, claim.mine)
-                        place = self._place_decoded(plan, claim.mine, slab, sel, out)
+                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out)
                         if isinstance(self._store, ObjectStore):
                             run_on_io_loop(remote.read_into(self._store, fill, slab,
                                                             self._index_cache,
@@ -205,9 +204,9 @@ class Array:
                 for pending in claim.others:
                     pending.wait()
                 todo = cache.collect(keys, todo, found)
-            rest = [i for i in range(len(found)) if i not in placed]
-            if rest:
-                self._scatter_cached(plan, [found[i] for i in rest], sel, out, rest)
+            rest = _unplaced(found, placed)
+            if rest is not None:
+                self._scatter_cached(plan, rest[0], sel, out, rest[1])
             return out
         meta = self._meta
         if (isinstance(self._store, LocalStore) and meta.codec.shard is None
@@ -248,8 +247,7 @@ class Array:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
-                        fill, slab = self._fill_plan(plan, claim.mine)
-                        place = self._place_decoded(plan, claim.mine, slab, sel, out)
+                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out)
                         if isinstance(self._store, ObjectStore):
                             await remote.read_into(self._store, fill, slab, self._index_cache,
                                                    after_batch=place)
@@ -262,10 +260,9 @@ class Array:
                 for pending in claim.others:
                     await pending.wait_async()
                 todo = cache.collect(keys, todo, found)
-            rest = [i for i in range(len(found)) if i not in placed]
-            if rest:
-                await _to_completion(self._scatter_cached, plan, [found[i] for i in rest], sel,
-                                     out, rest)
+            rest = _unplaced(found, placed)
+            if rest is not None:
+                await _to_completion(self._scatter_cached, plan, rest[0], sel, out, rest[1])
             return out
         if isinstance(self._store, ObjectStore):
             await self._read_remote(plan, sel, out)
@@ -286,9 +283,11 @@ class Array:
     def _slab_nbytes(self, plan: ChunkPlan, n_chunks: int) -> int:
         return n_chunks * math.prod(plan.codec.chunk_shape) * self._meta.dtype.itemsize
 
-    def _fill_plan(self, plan: ChunkPlan, which: list[int]) -> tuple[ChunkPlan, np.ndarray]:
+    def _fill_plan(self, plan: ChunkPlan, which: list[int], sel: Selection, out: np.ndarray
+                   ) -> tuple[ChunkPlan, np.ndarray, Callable[[np.ndarray], None]]:
         """A plan that decodes chunks ``which`` of ``plan`` whole, into consecutive blocks
-        (along axis 0) of one new slab, and that slab."""
+        (along axis 0) of one new slab; that slab; and the callback that places chunks
+        ``idx`` of that plan, once decoded, into ``out`` (run on the decoding thread)."""
         chunk = plan.codec.chunk_shape
         ndim = len(chunk)
         slab = np.empty((len(which) * chunk[0], *chunk[1:]), dtype=self._meta.dtype)
@@ -299,7 +298,13 @@ class Array:
         fill = ChunkPlan(boxes, [plan.keys[i] for i in which],
                          None if plan.inner is None else plan.inner[idx], plan.levels,
                          plan.codec)
-        return fill, slab
+        c0 = chunk[0]
+
+        def place(idx: np.ndarray) -> None:
+            js = idx.tolist()
+            self._scatter_cached(plan, [slab[k * c0:(k + 1) * c0] for k in js], sel, out,
+                                 [which[k] for k in js])
+        return fill, slab, place
 
     def _keep(self, plan: ChunkPlan, cache: ChunkCache, keys: list[Any], found: list[Any],
               which: list[int], slab: np.ndarray) -> None:
@@ -320,25 +325,17 @@ class Array:
         _core.decode_batch(fill.codec.pipeline, slab, fill.boxes, sources, names)
         place(np.arange(len(fill), dtype=np.int64))
 
-    def _place_decoded(self, plan: ChunkPlan, which: list[int], slab: np.ndarray,
-                       sel: Selection, out: np.ndarray) -> Callable[[np.ndarray], None]:
-        """A callback for the decoding thread: chunks ``idx`` of the fill plan (chunks
-        ``which[idx]`` of ``plan``), just decoded into ``slab``, go into ``out``."""
-        c0 = plan.codec.chunk_shape[0]
-
-        def place(idx: np.ndarray) -> None:
-            js = idx.tolist()
-            self._scatter_cached(plan, [slab[j * c0:(j + 1) * c0] for j in js], sel, out,
-                                 [which[j] for j in js])
-        return place
-
     def _scatter_cached(self, plan: ChunkPlan, chunks: list[Any], sel: Selection,
-                        out: np.ndarray, which: list[int]) -> None:
-        """Copy the boxes of chunks ``which`` of ``plan`` from ``chunks`` (decoded, one per
-        entry of ``which``) into ``out``: one native call."""
-        names = [str(plan.keys[i]) for i in which]
-        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out),
-                           np.ascontiguousarray(plan.boxes[which]), chunks, names)
+                        out: np.ndarray, which: list[int] | None) -> None:
+        """Copy the boxes of chunks ``which`` of ``plan`` (None: all, in order) from
+        ``chunks`` (decoded, one per chunk copied) into ``out``: one native call."""
+        if which is None:  # a warm read: no per-call copy of the boxes
+            names, boxes = [str(k) for k in plan.keys], plan.boxes
+        else:
+            names = [str(plan.keys[i]) for i in which]
+            boxes = np.ascontiguousarray(plan.boxes[which])
+        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out), boxes,
+                           chunks, names)
 
     async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
         assert isinstance(self._store, ObjectStore)
@@ -416,6 +413,15 @@ class Array:
         sources, names = chunk_sources(self._store, plan)
         loaded: list[Source] = [load_source(s) for s in sources]
         return PrefetchedRead(self, sel, plan, loaded, names)
+
+
+def _unplaced(found: list[Any], placed: set[int]) -> tuple[list[Any], list[int] | None] | None:
+    """The decoded chunks a cached read has yet to scatter (those not placed from the
+    decoding thread) and their indices (None: all of them), or None if nothing is left."""
+    if not placed:
+        return found, None
+    rest = [i for i in range(len(found)) if i not in placed]
+    return ([found[i] for i in rest], rest) if rest else None
 
 
 async def _to_completion(fn: Any, *args: Any) -> None:

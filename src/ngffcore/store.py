@@ -219,9 +219,11 @@ class ObjectStore:
         # repr, str, task names or messages
         self._options = None if options is None else dict(options)
         self._retry_policy = RetryPolicy.of(store)
+        from obstore.store import AzureStore
+
         #: whether a shard index at the end can be asked for with one suffix range GET
         #: (obstore's Azure client refuses suffix ranges: Azure Blob Storage has none)
-        self.suffix_ranges = type(store).__name__ != "AzureStore"
+        self.suffix_ranges = not isinstance(store, AzureStore)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
