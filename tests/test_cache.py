@@ -257,6 +257,86 @@ def test_cached_chunks_are_read_only():
     assert all(int(v) == 9 for f in cache.lookup(["a", "b"]) for v in f)
 
 
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
+def _new_slab(cache: ngffcore.ChunkCache, n_chunks: int, chunk_bytes: int, value: int
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    slab = cache.new_slab((n_chunks * chunk_bytes,), np.dtype(np.uint8))
+    slab[:] = value
+    return slab, [slab[i * chunk_bytes:(i + 1) * chunk_bytes] for i in range(n_chunks)]
+
+
+def test_evicted_and_cleared_slabs_are_recycled():
+    """A slab the cache drops while nobody holds a view of it becomes the memory of the next
+    slab of a fitting size (at least the size, at most twice it); spares stay within
+    ``spare_bytes``; other sizes get new memory."""
+    cache = ngffcore.ChunkCache(1000, bypass_fraction=1, spare_bytes=400)
+    assert ngffcore.ChunkCache(1000).spare_bytes == 250  # a quarter of a small cache
+    assert ngffcore.ChunkCache().spare_bytes == 64 * 2**20
+    with pytest.raises(ValueError):
+        ngffcore.ChunkCache(1000, spare_bytes=-1)
+    slab, chunks = _new_slab(cache, 2, 100, 1)
+    first = _address(slab)
+    cache.insert(["a", "b"], slab, chunks)
+    del slab, chunks
+    cache.clear()
+    assert cache.stats().spare_bytes == 200
+    again = cache.new_slab((150,), np.dtype(np.uint8))  # 200 bytes fit 150 (<= 2x)
+    assert _address(again) == first and again.flags.writeable and again.shape == (150,)
+    assert cache.stats().recycled == 1 and cache.stats().spare_bytes == 0
+    del again
+    # eviction: five 200-byte slabs in a 1000-byte cache; the sixth evicts the first, whose
+    # memory the seventh gets
+    addresses = []
+    for i in range(6):
+        slab, chunks = _new_slab(cache, 2, 100, i)
+        addresses.append(_address(slab))
+        cache.insert([f"e{i}a", f"e{i}b"], slab, chunks)
+        del slab, chunks
+    assert cache.stats().evictions == 1 and cache.stats().spare_bytes == 200
+    slab = cache.new_slab((2, 100), np.dtype(np.uint8))
+    assert _address(slab) == addresses[0]
+    assert _address(cache.new_slab((50,), np.dtype(np.uint8))) not in addresses  # too big a spare
+    del slab
+    # clearing five slabs keeps only spare_bytes of them: the most recently used
+    recent = [_address(c) for c in cache.lookup(["e5a", "e4a"])]
+    cache.clear()
+    assert cache.stats().spare_bytes == 400
+    assert {_address(cache.new_slab((200,), np.dtype(np.uint8))) for _ in range(2)} == set(recent)
+    # a dtype view of recycled memory
+    wide = cache.new_slab((2, 25), np.dtype(np.float32))
+    assert wide.dtype == np.float32 and wide.shape == (2, 25) and wide.flags.c_contiguous
+
+
+def test_a_slab_in_use_is_never_recycled():
+    """A reader holding a chunk it looked up before the slab was evicted keeps its pixels:
+    that memory is not handed to the next slab."""
+    cache = ngffcore.ChunkCache(400, bypass_fraction=1, spare_bytes=1000)
+    slab, chunks = _new_slab(cache, 2, 100, 7)
+    cache.insert(["a", "b"], slab, chunks)
+    del slab, chunks
+    held = cache.lookup(["a"])[0]
+    cache.clear()
+    assert cache.stats().spare_bytes == 0
+    for i in range(4):  # new slabs, written over, inserted, evicted
+        slab, chunks = _new_slab(cache, 2, 100, 100 + i)
+        assert not np.shares_memory(slab, held)
+        cache.insert([f"n{i}a", f"n{i}b"], slab, chunks)
+        del slab, chunks
+    s = cache.stats()  # n2 evicted n0, whose memory became n3; n3 evicted n1 (now spare)
+    assert (s.evictions, s.recycled, s.spare_bytes) == (2, 1, 200)
+    assert (held == 7).all()
+    # slabs a caller made itself are never recycled
+    own = np.zeros(200, np.uint8)
+    cache.insert(["o"], own, [own])
+    del own
+    cache.clear()
+    assert all(not np.shares_memory(cache.new_slab((200,), np.dtype(np.uint8)), held)
+               for _ in range(3))
+
+
 def test_insert_of_keys_already_cached():
     """A concurrent read may cache the same chunks first: the first chunks stay, and a
     slab none of whose chunks is kept holds no memory, so counts no bytes."""

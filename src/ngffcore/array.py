@@ -190,7 +190,7 @@ class Array:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
-                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out)
+                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out, cache)
                         if isinstance(self._store, ObjectStore):
                             run_on_io_loop(remote.read_into(self._store, fill, slab,
                                                             self._index_cache,
@@ -247,7 +247,7 @@ class Array:
                 claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
                 try:
                     if claim.mine:
-                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out)
+                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out, cache)
                         if isinstance(self._store, ObjectStore):
                             await remote.read_into(self._store, fill, slab, self._index_cache,
                                                    after_batch=place)
@@ -283,14 +283,15 @@ class Array:
     def _slab_nbytes(self, plan: ChunkPlan, n_chunks: int) -> int:
         return n_chunks * math.prod(plan.codec.chunk_shape) * self._meta.dtype.itemsize
 
-    def _fill_plan(self, plan: ChunkPlan, which: list[int], sel: Selection, out: np.ndarray
-                   ) -> tuple[ChunkPlan, np.ndarray, Callable[[np.ndarray], None]]:
+    def _fill_plan(self, plan: ChunkPlan, which: list[int], sel: Selection, out: np.ndarray,
+                   cache: ChunkCache) -> tuple[ChunkPlan, np.ndarray, Callable[[np.ndarray], None]]:
         """A plan that decodes chunks ``which`` of ``plan`` whole, into consecutive blocks
-        (along axis 0) of one new slab; that slab; and the callback that places chunks
-        ``idx`` of that plan, once decoded, into ``out`` (run on the decoding thread)."""
+        (along axis 0) of one new slab (from ``cache``: recycled memory where it has some);
+        that slab; and the callback that places chunks ``idx`` of that plan, once decoded,
+        into ``out`` (run on the decoding thread)."""
         chunk = plan.codec.chunk_shape
         ndim = len(chunk)
-        slab = np.empty((len(which) * chunk[0], *chunk[1:]), dtype=self._meta.dtype)
+        slab = cache.new_slab((len(which) * chunk[0], *chunk[1:]), self._meta.dtype)
         boxes = np.zeros((len(which), 3 * ndim), dtype=np.int64)
         boxes[:, ndim:2 * ndim] = chunk
         boxes[:, 2 * ndim] = np.arange(len(which), dtype=np.int64) * chunk[0]

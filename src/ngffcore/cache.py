@@ -9,6 +9,14 @@ views that keep a larger buffer alive. A read whose missing chunks alone would f
 than ``bypass_fraction`` of the cache bypasses it (a whole-level read would evict everything
 a viewer holds, for no later gain).
 
+Slab memory is recycled: a slab evicted (or cleared) while no view of it is alive anywhere
+goes to a small pool of spare buffers (at most ``spare_bytes``), and the next read takes its
+slab from there. Fresh memory costs a page fault per 4 KiB on first write, which for a
+viewer's cold tile (12 chunks of 256 KiB) was a third of its decode time (measured: the
+first 40-tile pass of a process 41.6 ms, with recycled memory 28.6 ms). "No view alive" is
+the buffer's reference count, checked under the lock after the cache dropped its own views,
+so a reader still scattering from an evicted chunk keeps its memory from being reused.
+
 Concurrent reads that miss one chunk decode it once (``claim``/``release``: the others wait
 for it). Keys are ``(store url, chunk key, inner chunk index…)``: images opened twice from one
 location share entries. Cached chunks are immutable (read-only arrays). Thread-safe.
@@ -18,7 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -29,6 +40,9 @@ import numpy as np
 
 #: default size of an image's cache (bytes)
 DEFAULT_CACHE_BYTES = 512 * 2**20
+#: default bound of the spare slab buffers a cache keeps for reuse (bytes; also at most a
+#: quarter of the cache)
+DEFAULT_SPARE_BYTES = 64 * 2**20
 
 
 class Pending:
@@ -81,32 +95,49 @@ class Claim:
 @dataclass(frozen=True)
 class CacheStats:
     """``hits``/``misses``: chunks found / not found; ``evictions``: slabs dropped;
-    ``bytes``: decoded bytes held; ``chunks``: chunks held."""
+    ``bytes``: decoded bytes held; ``chunks``: chunks held; ``spare_bytes``: evicted slab
+    memory kept for reuse; ``recycled``: slabs made from spare memory."""
 
     hits: int
     misses: int
     evictions: int
     bytes: int
     chunks: int
+    spare_bytes: int = 0
+    recycled: int = 0
 
 
 class ChunkCache:
     """A byte-bounded LRU of decoded chunks, shared by every level and channel of the images
     it is given to (``ngffcore.open(..., cache=ChunkCache(...))`` shares it across images).
+    ``max_bytes`` bounds the chunks held; ``spare_bytes`` (default: 64 MiB, at most a quarter
+    of ``max_bytes``) bounds the evicted slab buffers kept for reuse, so the memory a cache
+    holds is at most ``max_bytes + spare_bytes``.
     Thread-safe: one lock around dictionary updates; no I/O or decoding under it."""
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *, bypass_fraction: float = 0.25
-                 ) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *, bypass_fraction: float = 0.25,
+                 spare_bytes: int | None = None) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         if not 0 < bypass_fraction <= 1:
             raise ValueError("bypass_fraction must be in (0, 1]")
+        if spare_bytes is not None and spare_bytes < 0:
+            raise ValueError("spare_bytes must be >= 0")
         self.max_bytes = int(max_bytes)
         self.bypass_fraction = bypass_fraction
+        self.spare_bytes = (min(DEFAULT_SPARE_BYTES, self.max_bytes // 4) if spare_bytes is None
+                            else int(spare_bytes))
         self._lock = threading.Lock()
         self._slab_ids = itertools.count()
-        # slab id -> (nbytes, keys); most recently used last
-        self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...]]] = OrderedDict()
+        # slab id -> (nbytes, keys, recyclable buffer or None); most recently used last
+        self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...], np.ndarray | None]] = (
+            OrderedDict())
+        # buffers made by ``new_slab`` that are not spare, by id (weak: a slab the cache never
+        # held just goes away)
+        self._made: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+        self._spares: list[np.ndarray] = []  # most recently freed last
+        self._spare_total = 0
+        self._recycled = 0
         self._chunks: dict[Hashable, tuple[int, np.ndarray]] = {}  # key -> (slab id, chunk)
         self._pending: dict[Hashable, Pending] = {}  # being decoded by some read
         self._bytes = 0
@@ -116,6 +147,39 @@ class ChunkCache:
         s = self.stats()
         return (f"ChunkCache({s.bytes}/{self.max_bytes} bytes, {s.chunks} chunks, "
                 f"{s.hits} hits, {s.misses} misses)")
+
+    def new_slab(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """A writable C-contiguous array for a read to decode missing chunks into: a view of a
+        spare buffer when one fits (at least the size, at most twice it), else new memory."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        buf = None
+        with self._lock:
+            best = -1
+            for j, spare in enumerate(self._spares):
+                if nbytes <= spare.nbytes <= 2 * nbytes and (
+                        best < 0 or spare.nbytes < self._spares[best].nbytes):
+                    best = j
+            if best >= 0:
+                buf = self._spares.pop(best)
+                self._spare_total -= buf.nbytes
+                self._recycled += 1
+        if buf is None:
+            buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+        self._made[id(buf)] = buf
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+    def _free_slab(self, buf: np.ndarray | None) -> None:
+        """With the lock held, after the cache dropped its views of the slab ``buf``: keep
+        ``buf`` as a spare if nothing else refers to it any more."""
+        # references: ``buf`` here, the caller's local and getrefcount's argument; any more is
+        # a view some reader still holds
+        if (buf is None or sys.getrefcount(buf) > 3
+                or buf.nbytes > self.spare_bytes):
+            return
+        self._spares.append(buf)
+        self._spare_total += buf.nbytes
+        while self._spare_total > self.spare_bytes:
+            self._spare_total -= self._spares.pop(0).nbytes
 
     def admits(self, nbytes: int) -> bool:
         """Whether a read decoding ``nbytes`` of missing chunks goes through the cache."""
@@ -185,7 +249,9 @@ class ChunkCache:
         """Hold ``chunks`` (views of ``slab``, one per key) until their slab is evicted."""
         if len(keys) != len(chunks):
             raise ValueError("one chunk per key")
-        nbytes = slab.nbytes
+        base = slab.base
+        buf = base if isinstance(base, np.ndarray) and self._made.get(id(base)) is base else None
+        nbytes = slab.nbytes if buf is None else buf.nbytes  # a spare may be up to 2x the slab
         if nbytes > self.max_bytes:
             return
         slab.flags.writeable = False
@@ -200,25 +266,34 @@ class ChunkCache:
                     kept.append(key)
             if not kept:
                 return  # nothing of this slab is held: it must not count
-            self._slabs[sid] = (nbytes, tuple(kept))
+            self._slabs[sid] = (nbytes, tuple(kept), buf)
             self._bytes += nbytes
             while self._bytes > self.max_bytes and self._slabs:
-                _, (size, old_keys) = self._slabs.popitem(last=False)
+                _, (size, old_keys, old) = self._slabs.popitem(last=False)
                 self._bytes -= size
                 self._evictions += 1
                 for key in old_keys:
                     del self._chunks[key]
+                self._free_slab(old)
+                del old
 
     def clear(self) -> None:
+        """Drop every chunk (their memory becomes spare slabs where no reader holds it)."""
         with self._lock:
+            slabs = [entry[2] for entry in self._slabs.values()]
             self._slabs.clear()
             self._chunks.clear()
             self._bytes = 0
+            slabs.reverse()  # least recently used first: the spare bound keeps the newest
+            while slabs:
+                old = slabs.pop()
+                self._free_slab(old)
+                del old
 
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(self._hits, self._misses, self._evictions, self._bytes,
-                              len(self._chunks))
+                              len(self._chunks), self._spare_total, self._recycled)
 
 
 __all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES"]
