@@ -10,6 +10,12 @@ Groups ``stages/<dataset label>`` (ngffcore only; ``roi`` is the unaligned ~64-c
 * ``scatter_fill_roi``          ``a.read(roi, out=out)`` on an array with no chunk objects at all:
                                 planning + fill-value scatter only
 * ``read_roi``                  ``a.read(roi, out=out)`` on the real array, for scale
+* ``io_full``                   the bytes a full read needs (``a.plan(...)``: whole chunk or
+                                shard objects), ``pread`` on ``THREADS`` threads into reused
+                                buffers, nothing decoded: the page-cache copy that any
+                                ``pread``-based reader pays on top of the ``limit`` row (which
+                                decodes bytes already in memory). Both are CPU-bound on the same
+                                cores, so ``limit + io_full`` is a floor for a full read
 
 Groups ``overhead/...`` (all peers) read ``tiny_raw``: 64x64 uint8, 1x1 chunks, no compressor,
 so decoding costs nothing and the time is per-call / per-chunk overhead:
@@ -22,7 +28,10 @@ The report prints per-chunk times (median / chunks) for all of these.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -38,7 +47,7 @@ def _stage_group(dataset: str) -> str:
     return f"stages/{make_data.DATASETS[dataset].label}"
 
 
-STAGES = ("plan_roi", "plan_tile", "fetch_roi", "decode_roi", "scatter_fill_roi", "read_roi")
+STAGES = ("plan_roi", "plan_tile", "fetch_roi", "decode_roi", "scatter_fill_roi", "read_roi", "io_full")
 
 STAGE_CASES = [
     pytest.param(ds, st, id=f"{ds}-{st}", marks=pytest.mark.benchmark(group=_stage_group(ds)))
@@ -80,11 +89,47 @@ def test_stage(benchmark: Any, ngffcore: Any, arrays: Any, is_small: bool, datas
     elif stage == "read_roi":
         fn, chunks, note = (lambda: a.read(roi, out=roi_out)), roi_chunks, "read(roi, out) (for scale)"
         rounds = bc.rounds_for(10)
+    elif stage == "io_full":
+        plan = a.plan(...)
+        root = make_data.dataset_path(dataset, is_small)
+        reads = [(str(root / r.key), r.start or 0,
+                  (r.end - r.start) if r.end is not None else os.path.getsize(root / r.key))
+                 for r in plan]
+        pool = ThreadPoolExecutor(bc.THREADS)
+        buffers: dict[int, memoryview] = {}
+        biggest = max(n for _, _, n in reads)
+        parts = [reads[i::bc.THREADS] for i in range(bc.THREADS)]
+
+        def pread_part(part: list[tuple[str, int, int]]) -> int:
+            buf = buffers.setdefault(threading.get_ident(), memoryview(bytearray(biggest)))
+            got = 0
+            for path, start, n in part:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    got += os.preadv(fd, [buf[:n]], start)
+                finally:
+                    os.close(fd)
+            return got
+
+        total = sum(n for _, _, n in reads)
+
+        def fn() -> int:
+            got = sum(pool.map(pread_part, parts))
+            assert got == total
+            return got
+
+        keep.append(pool)
+        chunks = sum(r.chunks for r in plan)
+        note = f"pread of the full read's {len(reads)} objects ({total >> 20} MiB), no decode"
+        rounds = bc.rounds_for(10)
     else:
         raise ValueError(stage)
 
     benchmark.extra_info.update(peer=stage, kind="stage", dataset=dataset, chunks=chunks, calls=1, note=note)
     result = benchmark.pedantic(fn, rounds=rounds, iterations=iters, warmup_rounds=bc.warmup_rounds())
+    for k in keep:
+        if isinstance(k, ThreadPoolExecutor):
+            k.shutdown()
     del result, keep
 
     if stage == "scatter_fill_roi":
