@@ -440,14 +440,11 @@ def summary(times: list[float]) -> dict[str, float]:
             "total": float(a.sum()), "n": int(a.size)}
 
 
-def check_tiles(got: list[Any], ref: list[np.ndarray], what: str) -> str | None:
-    """None if every tile equals the reference, else a message about the first that does not."""
-    if len(got) != len(ref):
-        return f"{what}: {len(got)} tiles, expected {len(ref)}"
-    for i, (g, r) in enumerate(zip(got, ref)):
-        g = np.asarray(g)
-        if not bc.same_values(g, r):
-            return f"{what}: tile {i} differs: {bc.first_mismatch(g, r)}"
+def check_tile(got: Any, ref: np.ndarray, what: str, i: int) -> str | None:
+    """None if tile ``i`` equals its reference, else a message saying how it differs."""
+    g = np.asarray(got)
+    if not bc.same_values(g, ref):
+        return f"{what}: tile {i} differs: {bc.first_mismatch(g, ref)}"
     return None
 
 
