@@ -165,7 +165,8 @@ class ChunkCache:
                 self._recycled += 1
         if buf is None:
             buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-        self._made[id(buf)] = buf
+            with self._lock:
+                self._made[id(buf)] = buf
         return buf[:nbytes].view(dtype).reshape(shape)
 
     def _free_slab(self, buf: np.ndarray | None) -> None:
@@ -250,7 +251,9 @@ class ChunkCache:
         if len(keys) != len(chunks):
             raise ValueError("one chunk per key")
         base = slab.base
-        buf = base if isinstance(base, np.ndarray) and self._made.get(id(base)) is base else None
+        with self._lock:
+            made = isinstance(base, np.ndarray) and self._made.get(id(base)) is base
+        buf = base if made else None
         nbytes = slab.nbytes if buf is None else buf.nbytes  # a spare may be up to 2x the slab
         if nbytes > self.max_bytes:
             return
