@@ -54,7 +54,7 @@ import tiles_data as td  # noqa: E402
 import tiles_suite as tsu  # noqa: E402
 from remote_server import ServerProcess  # noqa: E402
 
-HTTP = {"allow_http": True}
+HTTP: Any = {"allow_http": True}
 LATENCY = 0.020
 
 
@@ -178,11 +178,13 @@ def tile_replay(rounds: int = 3) -> list[str]:
     with ServerProcess(tsu.root_dir(False), latency=LATENCY, answer_head=True) as srv:
         loc = tsu.location(ds, "http", False, srv.url)
         img = ngffcore.open(loc, zarr_format=ds.zarr_format, client_options=HTTP)
+        assert isinstance(img, ngffcore.Image) and img.cache is not None
+        cache = img.cache
         img.tile_box(tiles[0].level, tiles[0].y, tiles[0].x)
         ngff = []
         for _ in range(rounds):
             for t in tiles:
-                img.cache.clear()
+                cache.clear()
                 t0 = time.perf_counter()
                 img.tile_box(t.level, t.y, t.x)
                 ngff.append(time.perf_counter() - t0)
@@ -231,7 +233,9 @@ def cluster(rounds: int = 5) -> list[str]:
     from distributed import Client, LocalCluster
 
     ngffcore.set_num_threads(bc.THREADS)
-    level = ngffcore.open(str(td.DATASETS["v2"].path(False)), cache=False).levels[0]
+    img = ngffcore.open(str(td.DATASETS["v2"].path(False)), cache=False)
+    assert isinstance(img, ngffcore.Image)
+    level = img.levels[0]
     direct = []
     for _ in range(rounds):
         t0 = time.perf_counter()
