@@ -45,6 +45,24 @@ DEFAULT_CACHE_BYTES = 512 * 2**20
 DEFAULT_SPARE_BYTES = 64 * 2**20
 
 
+def _extra_refs(obj: object) -> int:
+    return sys.getrefcount(obj) - sys.getrefcount(object())
+
+
+def _local_refs() -> int:
+    probe = object()
+    return _extra_refs(probe)
+
+
+#: what ``_extra_refs(local)`` counts for an object that one local variable of the calling
+#: function holds and nothing else does: 2 on CPython 3.11-3.13, 3 on 3.10 (the caller's
+#: argument slot counts too). Measured, not assumed, so that a version counting otherwise
+#: (3.14 may borrow references) can never make the cache recycle memory a reader still holds.
+#: A slab buffer counting more has a view alive somewhere. Callers must call it exactly so:
+#: ``_extra_refs(local) <= _LOCAL_REFS``.
+_LOCAL_REFS = _local_refs()
+
+
 class Pending:
     """A chunk some read is decoding: other reads wait for it, from threads (``wait``) or
     from any event loop (``wait_async``, which ties up no thread)."""
@@ -169,17 +187,10 @@ class ChunkCache:
                 self._made[id(buf)] = buf
         return buf[:nbytes].view(dtype).reshape(shape)
 
-    def _free_slab(self, buf: np.ndarray | None) -> None:
-        """With the lock held, after the cache dropped its views of the slab ``buf``: keep
-        ``buf`` as a spare if nothing else refers to it any more."""
-        if buf is None or buf.nbytes > self.spare_bytes:
-            return
-        # ``buf`` is referred to by the caller's local and by this parameter; anything more is
-        # a view some reader still holds. Counted against a new object referred to once, the
-        # same way, so the test holds whatever getrefcount adds for its own argument (CPython
-        # 3.14 may borrow that reference and count one less).
-        alone = object()
-        if sys.getrefcount(buf) > sys.getrefcount(alone) + 1:
+    def _keep_spare(self, buf: np.ndarray) -> None:
+        """With the lock held: keep ``buf``, which nothing but the cache refers to any more,
+        as a spare (within ``spare_bytes``)."""
+        if buf.nbytes > self.spare_bytes:
             return
         self._spares.append(buf)
         self._spare_total += buf.nbytes
@@ -281,7 +292,8 @@ class ChunkCache:
                 self._evictions += 1
                 for key in old_keys:
                     del self._chunks[key]
-                self._free_slab(old)
+                if old is not None and _extra_refs(old) <= _LOCAL_REFS:
+                    self._keep_spare(old)
                 del old
 
     def clear(self) -> None:
@@ -294,7 +306,8 @@ class ChunkCache:
             slabs.reverse()  # least recently used first: the spare bound keeps the newest
             while slabs:
                 old = slabs.pop()
-                self._free_slab(old)
+                if old is not None and _extra_refs(old) <= _LOCAL_REFS:
+                    self._keep_spare(old)
                 del old
 
     def stats(self) -> CacheStats:
