@@ -268,6 +268,11 @@ def _new_slab(cache: ngffcore.ChunkCache, n_chunks: int, chunk_bytes: int, value
     return slab, [slab[i * chunk_bytes:(i + 1) * chunk_bytes] for i in range(n_chunks)]
 
 
+needs_recycling = pytest.mark.skipif(
+    not ngffcore.cache._RECYCLE, reason="slab recycling is on only on CPython 3.10-3.13")
+
+
+@needs_recycling
 def test_evicted_and_cleared_slabs_are_recycled():
     """A slab the cache drops while nobody holds a view of it becomes the memory of the next
     slab of a fitting size (at least the size, at most twice it); spares stay within
@@ -310,6 +315,7 @@ def test_evicted_and_cleared_slabs_are_recycled():
     assert wide.dtype == np.float32 and wide.shape == (2, 25) and wide.flags.c_contiguous
 
 
+@needs_recycling
 def test_a_slab_in_use_is_never_recycled():
     """A reader holding a chunk it looked up before the slab was evicted keeps its pixels:
     that memory is not handed to the next slab."""

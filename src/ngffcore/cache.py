@@ -9,9 +9,9 @@ views that keep a larger buffer alive. A read whose missing chunks alone would f
 than ``bypass_fraction`` of the cache bypasses it (a whole-level read would evict everything
 a viewer holds, for no later gain).
 
-Slab memory is recycled: a slab evicted (or cleared) while no view of it is alive anywhere
-goes to a small pool of spare buffers (at most ``spare_bytes``), and the next read takes its
-slab from there. Fresh memory costs a page fault per 4 KiB on first write, which for a
+Slab memory is recycled (on CPython 3.10-3.13, where the reference count below was
+checked): a slab evicted (or cleared) while no view of it is alive anywhere goes to a small
+pool of spare buffers (at most ``spare_bytes``), and the next read takes its slab from there. Fresh memory costs a page fault per 4 KiB on first write, which for a
 viewer's cold tile (12 chunks of 256 KiB) was a third of its decode time (measured: the
 first 40-tile pass of a process 41.6 ms, with recycled memory 28.6 ms). "No view alive" is
 the buffer's reference count, checked under the lock after the cache dropped its own views,
@@ -56,11 +56,13 @@ def _local_refs() -> int:
 
 #: what ``_extra_refs(local)`` counts for an object that one local variable of the calling
 #: function holds and nothing else does: 2 on CPython 3.11-3.13, 3 on 3.10 (the caller's
-#: argument slot counts too). Measured, not assumed, so that a version counting otherwise
-#: (3.14 may borrow references) can never make the cache recycle memory a reader still holds.
-#: A slab buffer counting more has a view alive somewhere. Callers must call it exactly so:
-#: ``_extra_refs(local) <= _LOCAL_REFS``.
+#: argument slot counts too), measured rather than assumed. A slab buffer counting more has a
+#: view alive somewhere. Callers must call it exactly so: ``_extra_refs(local) <= _LOCAL_REFS``.
 _LOCAL_REFS = _local_refs()
+#: slab recycling is on only where that count was checked (CPython 3.10-3.13): an interpreter
+#: that borrows references differently (3.14 may) could undercount a reader's view, and
+#: recycling it would hand its pixels to another read
+_RECYCLE = sys.implementation.name == "cpython" and (3, 10) <= sys.version_info[:2] <= (3, 13)
 
 
 class Pending:
@@ -292,7 +294,7 @@ class ChunkCache:
                 self._evictions += 1
                 for key in old_keys:
                     del self._chunks[key]
-                if old is not None and _extra_refs(old) <= _LOCAL_REFS:
+                if _RECYCLE and old is not None and _extra_refs(old) <= _LOCAL_REFS:
                     self._keep_spare(old)
                 del old
 
@@ -306,7 +308,7 @@ class ChunkCache:
             slabs.reverse()  # least recently used first: the spare bound keeps the newest
             while slabs:
                 old = slabs.pop()
-                if old is not None and _extra_refs(old) <= _LOCAL_REFS:
+                if _RECYCLE and old is not None and _extra_refs(old) <= _LOCAL_REFS:
                     self._keep_spare(old)
                 del old
 
