@@ -26,7 +26,7 @@ are the per-tile latencies. Every engine is opened afresh (untimed) for each ben
 
 Every tile of every pass is compared with zarr-python's read of the local files, right after it
 is read (untimed), and then dropped, as a viewer drops a tile once it is drawn. Keeping all 40
-alive would make every tile's output fresh memory: on this VM a first write costs ~2.5 µs per
+alive would make every tile's output fresh memory: on this VM a first write costs ~2–2.5 µs per
 4 KiB page, ~0.45 ms per 768 KiB tile, which the limit row (one reused output) never pays
 (measured: ngffcore's local cold pass 43–46 ms with the tiles kept, 24–27 ms without). Over
 HTTP the server log of each timed tile gives its requests and sequential waves (round trips).
