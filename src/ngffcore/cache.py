@@ -29,7 +29,6 @@ import itertools
 import math
 import sys
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -152,9 +151,6 @@ class ChunkCache:
         # slab id -> (nbytes, keys, recyclable buffer or None); most recently used last
         self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...], np.ndarray | None]] = (
             OrderedDict())
-        # buffers made by ``new_slab`` that are not spare, by id (weak: a slab the cache never
-        # held just goes away)
-        self._made: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
         self._spares: list[np.ndarray] = []  # most recently freed last
         self._spare_total = 0
         self._recycled = 0
@@ -185,8 +181,6 @@ class ChunkCache:
                 self._recycled += 1
         if buf is None:
             buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-            with self._lock:
-                self._made[id(buf)] = buf
         return buf[:nbytes].view(dtype).reshape(shape)
 
     def _keep_spare(self, buf: np.ndarray) -> None:
@@ -268,9 +262,11 @@ class ChunkCache:
         if len(keys) != len(chunks):
             raise ValueError("one chunk per key")
         base = slab.base
-        with self._lock:
-            made = isinstance(base, np.ndarray) and self._made.get(id(base)) is base
-        buf = base if made else None
+        # a slab from ``new_slab`` is a view of a flat byte buffer that owns its memory; only
+        # such a buffer can serve as a later slab. (Whether anyone else still holds it is
+        # decided at eviction, by its reference count.)
+        buf = base if (isinstance(base, np.ndarray) and base.base is None and base.ndim == 1
+                       and base.dtype == np.uint8 and base.flags.writeable) else None
         nbytes = slab.nbytes if buf is None else buf.nbytes  # a spare may be up to 2x the slab
         if nbytes > self.max_bytes:
             return
