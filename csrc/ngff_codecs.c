@@ -20,6 +20,9 @@ struct ngff_codec_ctx {
 static pthread_once_t blosc_once = PTHREAD_ONCE_INIT;
 static void blosc_global_init(void) { blosc2_init(); }
 
+/* c-blosc 1.x's compressor format code for snappy (c-blosc2 no longer defines it) */
+enum { NGFF_BLOSC_SNAPPY_FORMAT = 2 };
+
 static blosc2_context *new_blosc_ctx(void)
 {
     blosc2_dparams dparams = BLOSC2_DPARAMS_DEFAULTS;
@@ -139,6 +142,19 @@ static ngff_status blosc_header(const uint8_t *src, size_t src_len, int32_t *nby
                  typesize);
         return NGFF_ERR_CORRUPT;
     }
+    /* c-blosc 1.x wrote snappy frames (format code 2 in bits 5-7 of the flags); c-blosc2
+     * has no snappy and calls them "not supported": well-formed data this build cannot
+     * decode, not corruption. (A memcpyed frame, or a blosc2 special-value chunk, never
+     * reaches its compressor.) */
+    int special = blosc_extended(src) && src_len >= BLOSC_EXTENDED_HEADER_LENGTH &&
+                  (src[BLOSC2_CHUNK_BLOSC2_FLAGS] >> 4 & BLOSC2_SPECIAL_MASK) != 0;
+    if ((src[BLOSC2_CHUNK_FLAGS] >> 5) == NGFF_BLOSC_SNAPPY_FORMAT &&
+        !(src[BLOSC2_CHUNK_FLAGS] & BLOSC_MEMCPYED) && !special) {
+        snprintf(detail, NGFF_DETAIL_CAP,
+                 "blosc: the frame is compressed with snappy, which this build lacks "
+                 "(it has blosclz, lz4, lz4hc, zlib, zstd)");
+        return NGFF_ERR_UNSUPPORTED;
+    }
     /* A c-blosc2 "special" chunk (extended header: shuffle and bitshuffle flags both set;
      * kind in bits 4-6 of byte 31) of uninitialized values decodes "successfully" without
      * writing the destination, which would hand out stale bytes (earlier chunks in a worker
@@ -234,7 +250,10 @@ static ngff_status decode_blosc(ngff_codec_ctx *ctx, const uint8_t *src, size_t 
     if ((st = blosc_ready(ctx, src, 0, detail)) != NGFF_OK)
         return st;
     int rc = blosc2_decompress_ctx(ctx->blosc, src, (int32_t)cbytes, dst, (int32_t)expected);
-    return blosc_result(ctx, rc, expected, detail);
+    st = blosc_result(ctx, rc, expected, detail);
+    /* a codec (or plugin) this build lacks: the frame may well be valid. (Only for a whole
+     * decode: a refused range falls back to one, which decides.) */
+    return rc == BLOSC2_ERROR_CODEC_SUPPORT ? NGFF_ERR_UNSUPPORTED : st;
 }
 
 static ngff_status decode_zstd(ngff_codec_ctx *ctx, const uint8_t *src, size_t src_len,

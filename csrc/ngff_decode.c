@@ -385,7 +385,8 @@ static ngff_status decode_file(ngff_worker *w, const ngff_batch *b, chunk_box *c
     char *detail = res->detail;
     int missing;
     ngff_local f;
-    ngff_status st = ngff_local_open(s->path, s->offset, s->len, &f, &missing, detail);
+    ngff_status st = ngff_local_open(b->confine, s->path, s->offset, s->len, &f, &missing,
+                                     detail);
     if (st != NGFF_OK)
         return fail(res, st, 0);
     if (missing) {

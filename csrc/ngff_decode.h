@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include "ngff_codecs.h"
+#include "ngff_fetch.h"
 #include "ngff_grid.h"
 #include "ngff_status.h"
 
@@ -61,6 +62,7 @@ typedef struct ngff_batch {
     const int64_t *chunk_coords;          /*   n_chunks x ndim: file = root + chunk key */
     int32_t key_encoding;                 /*   enum ngff_key_encoding */
     char key_separator;                   /*   '/' or '.' */
+    const ngff_root *confine;             /* files are opened beneath it; NULL: anywhere */
     ngff_chunk_result *results;           /* n_chunks, written */
 } ngff_batch;
 

@@ -24,10 +24,33 @@ typedef struct ngff_local {
     int64_t len;
 } ngff_local;
 
-/* Opens `path` and resolves the range (len < 0: to the end of the file). A file that does not
- * exist sets *missing (and fd = -1); a range past the end of the file is NGFF_ERR_TRUNCATED. */
-ngff_status ngff_local_open(const char *path, int64_t offset, int64_t len, ngff_local *f,
-                            int *missing, char *detail);
+/* The directory chunk files must stay beneath: a path that resolves outside it (through a
+ * symbolic link, absolute or relative) is refused, while links that stay inside keep working.
+ * Opened once per batch, so a chunk costs no syscall beyond its own open. */
+typedef struct ngff_root {
+    int fd;           /* O_PATH descriptor of the root, or -1 if the root does not exist */
+    const char *path; /* the root's path, ending in '/' (the caller's string) */
+    size_t len;       /* strlen(path): every path opened beneath it starts with it */
+    char *real;       /* its resolved path, only where openat2 is unavailable (else NULL) */
+} ngff_root;
+
+/* `root` is the root's path ending in '/'; it must outlive the ngff_root. */
+ngff_status ngff_root_open(ngff_root *r, const char *root, char *detail);
+void ngff_root_close(ngff_root *r);
+
+/* Opens `path` for reading without ever blocking (O_NONBLOCK: a FIFO is not waited on) and
+ * only if it is a regular file: a FIFO, socket or device is NGFF_ERR_IO, at once, and never
+ * read. With `root` (else NULL: links are followed anywhere) the path must start with the
+ * root's path and resolve beneath it. A path that does not exist (a dangling link included)
+ * gives *fd = -1 and NGFF_OK; so does a directory when `directory_missing`. */
+ngff_status ngff_open_regular(const ngff_root *root, const char *path, int directory_missing,
+                              int *fd, int64_t *size, char *detail);
+
+/* Opens `path` (see ngff_open_regular) and resolves the range (len < 0: to the end of the
+ * file). A file that does not exist sets *missing (and fd = -1); a range past the end of the
+ * file is NGFF_ERR_TRUNCATED. */
+ngff_status ngff_local_open(const ngff_root *root, const char *path, int64_t offset,
+                            int64_t len, ngff_local *f, int *missing, char *detail);
 void ngff_local_close(ngff_local *f);
 
 /* Exactly n bytes at `at` (relative to the range start) into dst. */

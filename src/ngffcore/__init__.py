@@ -11,6 +11,7 @@ from ngffcore.array import Array, open_array
 from ngffcore.cache import CacheStats, ChunkCache
 from ngffcore.collection import Collection, Plate, Well
 from ngffcore.errors import (
+    ArgumentError,
     AuthError,
     DecodeError,
     MetadataError,
@@ -23,7 +24,12 @@ from ngffcore.errors import (
     StoreError,
     UnsupportedError,
 )
-from ngffcore.limits import get_max_read_bytes, set_max_read_bytes
+from ngffcore.limits import (
+    get_max_chunk_bytes,
+    get_max_read_bytes,
+    set_max_chunk_bytes,
+    set_max_read_bytes,
+)
 from ngffcore.image import Image, LabelImage, Level, Region
 from ngffcore.multiscales import Axis, Channel, Window
 from ngffcore.ome import open, open_async
@@ -73,10 +79,13 @@ __all__ = [
     "DecodeError",
     "ShardIndexError",
     "SelectionError",
+    "ArgumentError",
     "OutputError",
     "ReadLimitError",
     "set_max_read_bytes",
     "get_max_read_bytes",
+    "set_max_chunk_bytes",
+    "get_max_chunk_bytes",
     "StoreError",
     "AuthError",
 ]

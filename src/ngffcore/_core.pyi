@@ -23,7 +23,8 @@ MAX_DIMS: int
 MAX_CODECS: int
 SHARD_ENTRY_BYTES: int
 
-_Source = Union[None, bytes, memoryview, Buffer, tuple[bytes, int, int]]
+_Source = Union[None, bytes, memoryview, Buffer, tuple[bytes, int, int],
+                tuple[bytes, int, int, bytes | None]]
 
 @disjoint_base
 class Pipeline:
@@ -65,7 +66,10 @@ def read_chunk_files(
     pipeline: Pipeline, out: Buffer | NDArray[Any], shape: Sequence[int],
     chunk_shape: Sequence[int], sel_start: Sequence[int], sel_stop: Sequence[int],
     root: bytes, encoding: int, separator: str, key_prefix: str = "",
+    confine: bytes | None = None,
 ) -> None: ...
+def open_regular(path: bytes, root: bytes | None = None, directory_missing: bool = True,
+                 ) -> tuple[int, int, int, str]: ...
 def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
                  detail: bytes = b"") -> NoReturn: ...
 

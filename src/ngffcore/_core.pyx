@@ -274,15 +274,60 @@ cdef int _run(ngff_batch *batch, int64_t *failed) except -1:
     return st
 
 
+cdef int _open_root(ngff_root *r, bytes root) except -1:
+    """Open the directory file sources must stay beneath (see ``ngff_root_open``)."""
+    cdef char detail[NGFF_DETAIL_CAP]
+    cdef const char *path = root
+    cdef ngff_status st
+    detail[0] = 0
+    with nogil:
+        st = ngff_root_open(r, path, detail)
+    if st == NGFF_ERR_NOMEM:
+        raise MemoryError()
+    if st != NGFF_OK:
+        ngff_root_close(r)
+        raise errors.StoreError(f"cannot open the store root {os.fsdecode(root)!r}: "
+                                f"{detail.decode('utf-8', 'replace') or 'not a directory path'}")
+    return 0
+
+
+def open_regular(bytes path, bytes root=None, bint directory_missing=True):
+    """Open the file ``path`` for reading without blocking, if it is a regular file (a FIFO,
+    socket or device is never read). With ``root`` (a directory path ending in ``/`` that
+    ``path`` starts with) the path must resolve beneath it: a symbolic link leading outside
+    is refused. Returns ``(status, fd, size, detail)``: ``fd`` -1 when the file does not
+    exist (or is a directory, with ``directory_missing``); status != 0 is an error that
+    ``detail`` describes (the caller names the key). The caller closes ``fd``."""
+    cdef ngff_root r
+    cdef int fd = -1
+    cdef int64_t size = 0
+    cdef char detail[NGFF_DETAIL_CAP]
+    cdef const char *cpath = path
+    cdef ngff_status st
+    cdef ngff_root *confine = NULL
+    detail[0] = 0
+    if root is not None:
+        _open_root(&r, root)
+        confine = &r
+    with nogil:
+        st = ngff_open_regular(confine, cpath, directory_missing, &fd, &size, detail)
+    if confine != NULL:
+        ngff_root_close(confine)
+    return st, fd, size, detail.decode("utf-8", "replace")
+
+
 def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, keys):
     """Decode and scatter a batch of chunks into ``out`` in one native call, GIL released.
 
     ``out`` is a writable buffer with ``pipeline.ndim`` dimensions (any strides); row ``i`` of
     ``boxes`` places chunk ``i`` (see :func:`plan_chunks`). ``sources[i]`` is ``None``
     (missing: fill value), a bytes-like object (the encoded chunk), or a tuple
-    ``(path: bytes, offset: int, length: int)`` of a local file range (``length`` -1: to the
-    end; a missing file reads as fill value). ``keys[i]`` names chunk ``i`` in errors.
-    Chunk boxes must be disjoint. Thread-safe.
+    ``(path: bytes, offset: int, length: int[, root: bytes | None])`` of a local file range
+    (``length`` -1: to the end; a missing file reads as fill value; with ``root``, a
+    directory path ending in ``/`` that ``path`` starts with, the file is opened beneath it
+    and a symbolic link leading outside is refused; every file source of a batch has the
+    same root). ``keys[i]`` names chunk ``i`` in errors. Chunk boxes must be disjoint.
+    Thread-safe.
     """
     sources = list(sources)
     keys = list(keys)
@@ -303,9 +348,13 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
     cdef int64_t failed = -1
     cdef int st
     cdef ngff_chunk_result *r = NULL
+    cdef ngff_root confine
+    cdef bint confined = False
+    cdef bint seen_file = False
     try:
         if n == 0:
             return
+        root = None  # the root every file source shares (None: no confinement)
         srcs = <ngff_source *>calloc(n, sizeof(ngff_source))
         results = <ngff_chunk_result *>calloc(n, sizeof(ngff_chunk_result))
         views = <Py_buffer *>calloc(n, sizeof(Py_buffer))
@@ -316,7 +365,18 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
             if src is None:
                 srcs[i].kind = NGFF_SOURCE_MISSING
             elif type(src) is tuple:
-                path, offset, length = src
+                if len(src) == 4:
+                    path, offset, length, src_root = src
+                else:
+                    path, offset, length = src
+                    src_root = None
+                if not seen_file and src_root is not None:
+                    _open_root(&confine, src_root)
+                    confined = True
+                    root = src_root
+                elif src_root is not root and src_root != root:
+                    raise ValueError("every file source of a batch must have the same root")
+                seen_file = True
                 srcs[i].kind = NGFF_SOURCE_FILE
                 srcs[i].path = PyBytes_AS_STRING(path)
                 srcs[i].offset = offset
@@ -332,6 +392,7 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
         batch.sources = srcs
         batch.root = NULL
         batch.chunk_coords = NULL
+        batch.confine = &confine if confined else NULL
         batch.results = results
         st = _run(&batch, &failed)
         if st != NGFF_OK:
@@ -340,6 +401,8 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
             r = &results[failed]
             _raise_status(st, keys[failed], r.codec, r.detail)
     finally:
+        if confined:
+            ngff_root_close(&confine)
         for i in range(n_views):
             PyBuffer_Release(&views[i])
         free(views)
@@ -349,11 +412,14 @@ def decode_batch(Pipeline pipeline, out, const int64_t[:, ::1] boxes, sources, k
 
 
 def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_stop,
-                     bytes root, int encoding, str separator, str key_prefix=""):
+                     bytes root, int encoding, str separator, str key_prefix="",
+                     bytes confine=None):
     """Read the box ``[sel_start, sel_stop)`` of an unsharded array stored as one file per
     chunk under ``root`` (a directory path ending in ``/``) into ``out`` (the box's shape, any
     strides): plan, chunk paths, reads, decode and scatter all in one native call, GIL
-    released. A missing file reads as the fill value. Thread-safe."""
+    released. A missing file reads as the fill value. With ``confine`` (the store root: a
+    directory path ending in ``/`` that ``root`` starts with) chunk files are opened beneath
+    it: a symbolic link leading outside is refused (StoreError). Thread-safe."""
     cdef int32_t ndim = pipeline.p.ndim
     cdef int32_t d
     cdef grid_args g
@@ -372,7 +438,12 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
     cdef int st
     cdef char key_buf[NGFF_MAX_DIMS * 21 + 2]
     cdef int64_t key_len
+    cdef ngff_root confine_root
+    cdef bint confined = False
     try:
+        if confine is not None:
+            _open_root(&confine_root, confine)
+            confined = True
         coords = <int64_t *>calloc(n * (ndim if ndim else 1), sizeof(int64_t))
         boxes = <int64_t *>calloc(n * (3 * ndim if ndim else 1), sizeof(int64_t))
         results = <ngff_chunk_result *>calloc(n, sizeof(ngff_chunk_result))
@@ -385,6 +456,7 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
         batch.chunk_coords = coords
         batch.key_encoding = encoding
         batch.key_separator = ord(separator)
+        batch.confine = &confine_root if confined else NULL
         batch.results = results
         with nogil:
             st = ngff_grid_plan(ndim, g.shape, g.chunks, g.start, g.stop, n, coords, boxes)
@@ -398,6 +470,8 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
             key = key_prefix + key_buf[:key_len].decode("ascii") if key_len >= 0 else None
             _raise_status(st, key, results[failed].codec, results[failed].detail)
     finally:
+        if confined:
+            ngff_root_close(&confine_root)
         free(coords)
         free(boxes)
         free(results)

@@ -54,6 +54,15 @@ cdef extern from "ngff_shard.h" nogil:
                                        int64_t *nbytes, int64_t *bad_entry)
 
 
+cdef extern from "ngff_fetch.h" nogil:
+    ctypedef struct ngff_root:
+        int fd
+    ngff_status ngff_root_open(ngff_root *r, const char *root, char *detail)
+    void ngff_root_close(ngff_root *r)
+    ngff_status ngff_open_regular(const ngff_root *root, const char *path,
+                                  int directory_missing, int *fd, int64_t *size, char *detail)
+
+
 cdef extern from "ngff_decode.h" nogil:
     enum: NGFF_MAX_CODECS
     enum:
@@ -105,6 +114,7 @@ cdef extern from "ngff_decode.h" nogil:
         const int64_t *chunk_coords
         int32_t key_encoding
         char key_separator
+        const ngff_root *confine
         ngff_chunk_result *results
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ngffcore import _core, remote
 from ngffcore.cache import ChunkCache
+from ngffcore.cacheread import CachedRead, stored_sources
 from ngffcore.errors import MetadataError, NotFoundError, OutputError, ReadLimitError
 from ngffcore.limits import get_max_read_bytes
 from ngffcore.fetch import Source, chunk_sources, load_source
@@ -26,7 +27,9 @@ def open_array(location: Any, *, zarr_format: int | None = None, **store_options
 
     Reads ``zarr.json`` (v3) or ``.zarray`` (v2) once; ``zarr_format`` skips the probe for the
     other format. Raises :class:`NotFoundError` if neither exists, :class:`MetadataError` if
-    the metadata is invalid or unsupported.
+    the metadata is invalid or unsupported. ``store_options``: see
+    :func:`ngffcore.location.open_store` (``concurrency``, ``max_bytes_in_flight`` — bytes one
+    remote read may hold received and not yet decoded, default 512 MiB — and obstore's).
     """
     store = open_store(location, **store_options)
     return Array._open(store, zarr_format)
@@ -181,32 +184,31 @@ class Array:
         if out.size == 0:
             return out
         if cache is not None and self._meta.ndim:
-            plan = self._plan_selection(sel)
-            keys = self._cache_keys(plan)
-            found: list[Any] = cache.lookup(keys)
-            todo = [i for i, f in enumerate(found) if f is None]
-            placed: set[int] = set()  # chunks already scattered into out
-            while todo:
-                claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
+            cr = CachedRead(self, self._plan_selection(sel), sel, out, cache)
+            direct = cr.direct()
+            if direct is not None:  # not admitted: decoded into out, no slab
+                if isinstance(self._store, ObjectStore):
+                    run_on_io_loop(self._read_remote(direct, sel, out))
+                else:
+                    self._decode(direct, *chunk_sources(self._store, direct), sel, out)
+            while cr.todo:
+                claim = cache.claim(cr.keys, cr.todo, cr.nbytes(len(cr.todo)))
                 try:
                     if claim.mine:
-                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out, cache)
+                        fill, decode = cr.fill(claim.mine)
                         if isinstance(self._store, ObjectStore):
-                            run_on_io_loop(remote.read_into(self._store, fill, slab,
-                                                            self._index_cache,
-                                                            after_batch=place))
+                            run_on_io_loop(remote.read_into(
+                                self._store, fill, self._core_view(sel, out),
+                                self._index_cache, decode=decode))
                         else:
-                            self._fill_local(fill, slab, place)
-                        placed.update(claim.mine)
-                        self._keep(plan, cache, keys, found, claim.mine, slab)
+                            self._fill_local(fill, decode)
+                        cr.keep()
                 finally:
                     cache.release(claim)
                 for pending in claim.others:
                     pending.wait()
-                todo = cache.collect(keys, todo, found)
-            rest = _unplaced(found, placed)
-            if rest is not None:
-                self._scatter_cached(plan, rest[0], sel, out, rest[1])
+                cr.collect()
+            cr.finish()
             return out
         meta = self._meta
         if (isinstance(self._store, LocalStore) and meta.codec.shard is None
@@ -216,8 +218,10 @@ class Array:
             prefix = f"{self._key_path}/" if self._key_path else ""
             _core.read_chunk_files(meta.codec.pipeline, self._core_view(sel, out), meta.shape,
                                    meta.grid_shape, sel.start, sel.stop,
-                                   os.fsencode(self._store.local_path(self._key_path)) + b"/",
-                                   meta.key_encoding, meta.key_separator, prefix)
+                                   os.fsencode(os.path.join(
+                                       self._store.local_path(self._key_path), "")),
+                                   meta.key_encoding, meta.key_separator, prefix,
+                                   self._store.confine)
             return out
         plan = self._plan_selection(sel)
         if isinstance(self._store, ObjectStore):
@@ -239,30 +243,32 @@ class Array:
             return out
         plan = self._plan_selection(sel)
         if cache is not None and self._meta.ndim:
-            keys = self._cache_keys(plan)
-            found: list[Any] = cache.lookup(keys)
-            todo = [i for i, f in enumerate(found) if f is None]
-            placed: set[int] = set()  # chunks already scattered into out
-            while todo:
-                claim = cache.claim(keys, todo, self._slab_nbytes(plan, len(todo)))
+            cr = CachedRead(self, plan, sel, out, cache)
+            direct = cr.direct()
+            if direct is not None:  # not admitted: decoded into out, no slab
+                if isinstance(self._store, ObjectStore):
+                    await self._read_remote(direct, sel, out)
+                else:
+                    sources, names = await asyncio.get_running_loop().run_in_executor(
+                        None, chunk_sources, self._store, direct)
+                    await _to_completion(self._decode, direct, sources, names, sel, out)
+            while cr.todo:
+                claim = cache.claim(cr.keys, cr.todo, cr.nbytes(len(cr.todo)))
                 try:
                     if claim.mine:
-                        fill, slab, place = self._fill_plan(plan, claim.mine, sel, out, cache)
+                        fill, decode = cr.fill(claim.mine)
                         if isinstance(self._store, ObjectStore):
-                            await remote.read_into(self._store, fill, slab, self._index_cache,
-                                                   after_batch=place)
+                            await remote.read_into(self._store, fill, self._core_view(sel, out),
+                                                   self._index_cache, decode=decode)
                         else:
-                            await _to_completion(self._fill_local, fill, slab, place)
-                        placed.update(claim.mine)
-                        self._keep(plan, cache, keys, found, claim.mine, slab)
+                            await _to_completion(self._fill_local, fill, decode)
+                        cr.keep()
                 finally:
                     cache.release(claim)
                 for pending in claim.others:
                     await pending.wait_async()
-                todo = cache.collect(keys, todo, found)
-            rest = _unplaced(found, placed)
-            if rest is not None:
-                await _to_completion(self._scatter_cached, plan, rest[0], sel, out, rest[1])
+                cr.collect()
+            await _to_completion(cr.finish)
             return out
         if isinstance(self._store, ObjectStore):
             await self._read_remote(plan, sel, out)
@@ -273,70 +279,11 @@ class Array:
         await _to_completion(self._decode, plan, sources, names, sel, out)
         return out
 
-    # -- reads through a chunk cache ------------------------------------------------------
-    def _cache_keys(self, plan: ChunkPlan) -> list[tuple[Any, ...]]:
-        url = self._store.url
-        if plan.inner is None:
-            return [(url, k) for k in plan.keys]
-        return [(url, k, *row) for k, row in zip(plan.keys, plan.inner.tolist())]
-
-    def _slab_nbytes(self, plan: ChunkPlan, n_chunks: int) -> int:
-        return n_chunks * math.prod(plan.codec.chunk_shape) * self._meta.dtype.itemsize
-
-    def _fill_plan(self, plan: ChunkPlan, which: list[int], sel: Selection, out: np.ndarray,
-                   cache: ChunkCache) -> tuple[ChunkPlan, np.ndarray, Callable[[np.ndarray], None]]:
-        """A plan that decodes chunks ``which`` of ``plan`` whole, into consecutive blocks
-        (along axis 0) of one new slab (from ``cache``: recycled memory where it has some);
-        that slab; and the callback that places chunks ``idx`` of that plan, once decoded,
-        into ``out`` (run on the decoding thread)."""
-        chunk = plan.codec.chunk_shape
-        ndim = len(chunk)
-        slab = cache.new_slab((len(which) * chunk[0], *chunk[1:]), self._meta.dtype)
-        boxes = np.zeros((len(which), 3 * ndim), dtype=np.int64)
-        boxes[:, ndim:2 * ndim] = chunk
-        boxes[:, 2 * ndim] = np.arange(len(which), dtype=np.int64) * chunk[0]
-        idx = np.asarray(which, dtype=np.int64)
-        fill = ChunkPlan(boxes, [plan.keys[i] for i in which],
-                         None if plan.inner is None else plan.inner[idx], plan.levels,
-                         plan.codec)
-        c0 = chunk[0]
-
-        def place(idx: np.ndarray) -> None:
-            js = idx.tolist()
-            self._scatter_cached(plan, [slab[k * c0:(k + 1) * c0] for k in js], sel, out,
-                                 [which[k] for k in js])
-        return fill, slab, place
-
-    def _keep(self, plan: ChunkPlan, cache: ChunkCache, keys: list[Any], found: list[Any],
-              which: list[int], slab: np.ndarray) -> None:
-        """Chunks ``which``, decoded into ``slab``, fill their places in ``found`` and are
-        offered to the cache (kept only if it admits a slab this size: a large read would
-        flush a viewer's working set)."""
-        c0 = plan.codec.chunk_shape[0]
-        chunks = [slab[j * c0:(j + 1) * c0] for j in range(len(which))]
-        for i, chunk in zip(which, chunks):
-            found[i] = chunk
-        if cache.admits(slab.nbytes):
-            cache.insert([keys[i] for i in which], slab, chunks)
-
-    def _fill_local(self, fill: ChunkPlan, slab: np.ndarray,
-                    place: Callable[[np.ndarray], None]) -> None:
-        assert isinstance(self._store, LocalStore) and fill.codec.pipeline is not None
+    # -- reads through a chunk cache (cacheread.py) ----------------------------------------
+    def _fill_local(self, fill: ChunkPlan, decode: remote.BatchDecoder) -> None:
+        assert isinstance(self._store, LocalStore)
         sources, names = chunk_sources(self._store, fill)
-        _core.decode_batch(fill.codec.pipeline, slab, fill.boxes, sources, names)
-        place(np.arange(len(fill), dtype=np.int64))
-
-    def _scatter_cached(self, plan: ChunkPlan, chunks: list[Any], sel: Selection,
-                        out: np.ndarray, which: list[int] | None) -> None:
-        """Copy the boxes of chunks ``which`` of ``plan`` (None: all, in order) from
-        ``chunks`` (decoded, one per chunk copied) into ``out``: one native call."""
-        if which is None:  # a warm read: no per-call copy of the boxes
-            names, boxes = [str(k) for k in plan.keys], plan.boxes
-        else:
-            names = [str(plan.keys[i]) for i in which]
-            boxes = np.ascontiguousarray(plan.boxes[which])
-        _core.decode_batch(self._meta.decoded_pipeline, self._core_view(sel, out), boxes,
-                           chunks, names)
+        decode(np.arange(len(fill), dtype=np.int64), stored_sources(sources), names)
 
     async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
         assert isinstance(self._store, ObjectStore)
@@ -414,15 +361,6 @@ class Array:
         sources, names = chunk_sources(self._store, plan)
         loaded: list[Source] = [load_source(s) for s in sources]
         return PrefetchedRead(self, sel, plan, loaded, names)
-
-
-def _unplaced(found: list[Any], placed: set[int]) -> tuple[list[Any], list[int] | None] | None:
-    """The decoded chunks a cached read has yet to scatter (those not placed from the
-    decoding thread) and their indices (None: all of them), or None if nothing is left."""
-    if not placed:
-        return found, None
-    rest = [i for i in range(len(found)) if i not in placed]
-    return ([found[i] for i in rest], rest) if rest else None
 
 
 async def _to_completion(fn: Any, *args: Any) -> None:

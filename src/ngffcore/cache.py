@@ -18,8 +18,12 @@ the buffer's reference count, checked under the lock after the cache dropped its
 so a reader still scattering from an evicted chunk keeps its memory from being reused.
 
 Concurrent reads that miss one chunk decode it once (``claim``/``release``: the others wait
-for it). Keys are ``(store url, chunk key, inner chunk index…)``: images opened twice from one
-location share entries. Cached chunks are immutable (read-only arrays). Thread-safe.
+for it). Keys are ``(store identity, chunk key, inner chunk index…)``; the identity holds
+everything that selects the bytes (location, endpoint, credentials, options: see
+``identity.py``), so images opened twice from one location with the same options share
+entries and tenants with other options never do. A chunk known not to be stored is held as
+``MISSING`` (it reads as the fill value), never as a decoded buffer. Cached chunks are
+immutable (read-only arrays). Thread-safe.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ DEFAULT_CACHE_BYTES = 512 * 2**20
 #: default bound of the spare slab buffers a cache keeps for reuse (bytes; also at most a
 #: quarter of the cache)
 DEFAULT_SPARE_BYTES = 64 * 2**20
+#: what the cache holds for a chunk known not to be stored (it reads as the fill value): an
+#: empty read-only array, never a decoded buffer of the chunk's size
+MISSING = np.empty(0, dtype=np.uint8)
+MISSING.flags.writeable = False
+#: bytes a MISSING entry counts against ``max_bytes`` (about what its dictionary entries
+#: cost), so a sparse array's holes are bounded like anything else
+MISSING_BYTES = 256
 
 
 def _extra_refs(obj: object) -> int:
@@ -148,9 +159,10 @@ class ChunkCache:
                             else int(spare_bytes))
         self._lock = threading.Lock()
         self._slab_ids = itertools.count()
-        # slab id -> (nbytes, keys, recyclable buffer or None); most recently used last
-        self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...], np.ndarray | None]] = (
-            OrderedDict())
+        # slab id -> (nbytes, keys, recyclable buffers); most recently used last. One entry
+        # holds the chunks one read decoded, in one or more slabs, which live and die together
+        self._slabs: OrderedDict[int, tuple[int, tuple[Hashable, ...], tuple[np.ndarray, ...]]
+                                 ] = OrderedDict()
         self._spares: list[np.ndarray] = []  # most recently freed last
         self._spare_total = 0
         self._recycled = 0
@@ -256,21 +268,30 @@ class ChunkCache:
             self._misses += len(found) - hits
         return found
 
-    def insert(self, keys: Sequence[Hashable], slab: np.ndarray, chunks: Sequence[np.ndarray]
-               ) -> None:
-        """Hold ``chunks`` (views of ``slab``, one per key) until their slab is evicted."""
+    def insert(self, keys: Sequence[Hashable], slab: np.ndarray | Sequence[np.ndarray],
+               chunks: Sequence[np.ndarray]) -> None:
+        """Hold ``chunks`` (one per key: views of ``slab``, or of the slabs it lists, or
+        ``MISSING``) until they are evicted, all together."""
         if len(keys) != len(chunks):
             raise ValueError("one chunk per key")
-        base = slab.base
-        # a slab from ``new_slab`` is a view of a flat byte buffer that owns its memory; only
-        # such a buffer can serve as a later slab. (Whether anyone else still holds it is
-        # decided at eviction, by its reference count.)
-        buf = base if (isinstance(base, np.ndarray) and base.base is None and base.ndim == 1
-                       and base.dtype == np.uint8 and base.flags.writeable) else None
-        nbytes = slab.nbytes if buf is None else buf.nbytes  # a spare may be up to 2x the slab
+        slabs = [slab] if isinstance(slab, np.ndarray) else list(slab)
+        bufs = []
+        nbytes = MISSING_BYTES * sum(chunk is MISSING for chunk in chunks)
+        for one in slabs:
+            base = one.base
+            # a slab from ``new_slab`` is a view of a flat byte buffer that owns its memory;
+            # only such a buffer can serve as a later slab. (Whether anyone else still holds
+            # it is decided at eviction, by its reference count.)
+            if (isinstance(base, np.ndarray) and base.base is None and base.ndim == 1
+                    and base.dtype == np.uint8 and base.flags.writeable):
+                bufs.append(base)
+                nbytes += base.nbytes  # a spare may be up to 2x the slab
+            else:
+                nbytes += one.nbytes
         if nbytes > self.max_bytes:
             return
-        slab.flags.writeable = False
+        for one in slabs:
+            one.flags.writeable = False
         for chunk in chunks:  # views made before keep their own flag
             chunk.flags.writeable = False
         with self._lock:
@@ -282,31 +303,36 @@ class ChunkCache:
                     kept.append(key)
             if not kept:
                 return  # nothing of this slab is held: it must not count
-            self._slabs[sid] = (nbytes, tuple(kept), buf)
+            self._slabs[sid] = (nbytes, tuple(kept), tuple(bufs))
             self._bytes += nbytes
             while self._bytes > self.max_bytes and self._slabs:
-                _, (size, old_keys, old) = self._slabs.popitem(last=False)
+                _, (size, old_keys, olds) = self._slabs.popitem(last=False)
                 self._bytes -= size
                 self._evictions += 1
                 for key in old_keys:
                     del self._chunks[key]
-                if _RECYCLE and old is not None and _extra_refs(old) <= _LOCAL_REFS:
-                    self._keep_spare(old)
-                del old
+                spare = list(olds)
+                del olds  # the list holds the only references now: see _recycle
+                self._recycle(spare)
+
+    def _recycle(self, olds: list[np.ndarray]) -> None:
+        """With the lock held: keep as spares the buffers of ``olds`` (which the caller
+        handed over, keeping no other reference) that no reader holds any more."""
+        while olds:
+            old = olds.pop()
+            if _RECYCLE and _extra_refs(old) <= _LOCAL_REFS:
+                self._keep_spare(old)
+            del old
 
     def clear(self) -> None:
         """Drop every chunk (their memory becomes spare slabs where no reader holds it)."""
         with self._lock:
-            slabs = [entry[2] for entry in self._slabs.values()]
+            slabs = [buf for entry in self._slabs.values() for buf in entry[2]]
             self._slabs.clear()
             self._chunks.clear()
             self._bytes = 0
             slabs.reverse()  # least recently used first: the spare bound keeps the newest
-            while slabs:
-                old = slabs.pop()
-                if _RECYCLE and old is not None and _extra_refs(old) <= _LOCAL_REFS:
-                    self._keep_spare(old)
-                del old
+            self._recycle(slabs)
 
     def stats(self) -> CacheStats:
         with self._lock:

@@ -7,8 +7,7 @@ chunk (a :class:`ngffcore._core.Pipeline`), what Python must do first (bz2 / lzm
 
 from __future__ import annotations
 
-import bz2
-import lzma
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,6 +16,7 @@ import numpy as np
 
 from ngffcore import _core
 from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.pystages import PythonStage, bound_stages, compressed_bound, python_stage
 
 # Names accepted for each native bytes→bytes codec (Zarr v3 names, numcodecs ids, v2 ids).
 _NATIVE_BYTES_CODECS = {
@@ -33,13 +33,8 @@ _NATIVE_BYTES_CODECS = {
     "crc32c": _core.CODEC_CRC32C,
     "numcodecs.crc32c": _core.CODEC_CRC32C,
 }
-# Decoded in Python (stdlib, GIL released inside) before the native chain.
-_PYTHON_BYTES_CODECS: dict[str, Callable[[bytes], bytes]] = {
-    "bz2": bz2.decompress,
-    "numcodecs.bz2": bz2.decompress,
-    "lzma": lzma.decompress,
-    "numcodecs.lzma": lzma.decompress,
-}
+# Decoded in Python (stdlib, GIL released inside) before the native chain (pystages).
+_PYTHON_BYTES_CODECS = ("bz2", "numcodecs.bz2", "lzma", "numcodecs.lzma")
 SUPPORTED_V2_COMPRESSORS = ("blosc", "zstd", "zlib", "gzip", "lz4", "bz2", "lzma", "null")
 SUPPORTED_V2_FILTERS = ("delta",)
 SUPPORTED_V3_CODECS = (
@@ -96,6 +91,14 @@ def _conf(codec: Any, path: str) -> tuple[str, dict[str, Any]]:
     return codec["name"], conf
 
 
+def _native_output_bound(chunk_nbytes: int, codec_ids: list[int]) -> int:
+    """The most bytes the native chain's input (a python stage's output) can hold."""
+    n = chunk_nbytes
+    for cid in codec_ids:
+        n = n + 4 if cid == _core.CODEC_CRC32C else compressed_bound(n)
+    return n
+
+
 def _c_strides(shape: tuple[int, ...], itemsize: int) -> list[int]:
     strides = [0] * len(shape)
     acc = itemsize
@@ -124,7 +127,10 @@ def _delta_kind(dtype: np.dtype, path: str) -> int:
         return _core.DELTA_INT if dtype.kind == "i" else _core.DELTA_UINT
     if dtype.kind == "f" and dtype.itemsize in (4, 8):
         return _core.DELTA_FLOAT
-    raise UnsupportedError(f"the delta filter on {dtype} is not supported", path=path)
+    # bool: numcodecs encodes differences with XOR but decodes with a running OR, so there is
+    # no decode that gives both numcodecs' result and the data written
+    raise UnsupportedError(f"the delta filter on {dtype} is not supported (supported: int8-64, "
+                           "uint8-64, float32/64)", path=path)
 
 
 def _dtype_of(value: Any, path: str) -> np.dtype:
@@ -201,13 +207,13 @@ def v2_chunk_codec(
         names.append("delta")
     compressor = meta.get("compressor")
     codec_ids: list[int] = []
-    stages: list[Callable[[bytes], bytes]] = []
+    stages: list[PythonStage] = []
     if compressor is not None:
         cid = compressor.get("id") if isinstance(compressor, dict) else None
         if cid in ("blosc", "zstd", "zlib", "gzip", "lz4"):
             codec_ids.append(_NATIVE_BYTES_CODECS[cid])
         elif cid in ("bz2", "lzma"):
-            stages.append(_PYTHON_BYTES_CODECS[cid])
+            stages.append(python_stage(cid, compressor, path))
         else:
             raise UnsupportedError(
                 f"compressor {cid!r} is not supported (supported compressors: "
@@ -216,7 +222,9 @@ def v2_chunk_codec(
     pipeline = _pipeline(
         chunk_shape=chunk_shape, out_dtype=dtype, stored_order_native=True, perm=perm,
         codec_ids=codec_ids, fill_bytes=fill_bytes, delta=delta, delta_swap=delta_swap)
-    return ChunkCodec(chunk_shape, pipeline, tuple(stages), None, tuple(names))
+    chunk_nbytes = math.prod(chunk_shape) * dtype.itemsize
+    return ChunkCodec(chunk_shape, pipeline, bound_stages(stages, chunk_nbytes), None,
+                      tuple(names))
 
 
 def v3_chunk_codec(
@@ -235,7 +243,7 @@ def v3_chunk_codec(
     delta = 0
     saw_array_to_bytes = False
     codec_ids: list[int] = []
-    stages: list[Callable[[bytes], bytes]] = []
+    stages: list[PythonStage] = []
     for i, codec in enumerate(codecs):
         name, conf = _conf(codec, path)
         if not saw_array_to_bytes:
@@ -294,7 +302,7 @@ def v3_chunk_codec(
                                        path=path)
             codec_ids.append(_NATIVE_BYTES_CODECS[name])
         elif name in _PYTHON_BYTES_CODECS:
-            stages.insert(0, _PYTHON_BYTES_CODECS[name])
+            stages.insert(0, python_stage(name, conf, path))
         else:
             raise UnsupportedError(
                 f"codec {name!r} is not supported (supported codecs: "
@@ -306,7 +314,9 @@ def v3_chunk_codec(
         chunk_shape=chunk_shape, out_dtype=dtype, stored_order_native=stored_native,
         perm=perm, codec_ids=codec_ids, fill_bytes=fill_bytes, delta=delta,
         delta_swap=delta != 0 and not stored_native)
-    return ChunkCodec(chunk_shape, pipeline, tuple(stages), None, tuple(names))
+    native_in = _native_output_bound(math.prod(chunk_shape) * dtype.itemsize, codec_ids)
+    return ChunkCodec(chunk_shape, pipeline, bound_stages(stages, native_in), None,
+                      tuple(names))
 
 
 def _sharding(conf: dict[str, Any], dtype: np.dtype, logical_shape: tuple[int, ...],
@@ -321,6 +331,12 @@ def _sharding(conf: dict[str, Any], dtype: np.dtype, logical_shape: tuple[int, .
     if any(s % c for s, c in zip(shard_shape, inner_shape)):
         raise MetadataError(f"shard shape {list(shard_shape)} is not a multiple of the inner "
                             f"chunk shape {inner_shape}", path=path)
+    # the index holds one 16-byte entry per inner chunk and is requested as one byte range:
+    # its size must be a 64-bit offset (a range length beyond that overflows every client)
+    n_inner = math.prod(s // c for s, c in zip(shard_shape, inner_shape))
+    if n_inner * _core.SHARD_ENTRY_BYTES + 4 > 2**63 - 1:
+        raise MetadataError(f"shard shape {list(shard_shape)} holds {n_inner} inner chunks of "
+                            f"{inner_shape}: its index would overflow 64 bits", path=path)
     location = conf.get("index_location", "end")
     if location not in ("start", "end"):
         raise MetadataError(f"index_location must be 'start' or 'end', not {location!r}",

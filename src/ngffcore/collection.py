@@ -136,6 +136,8 @@ class Plate:
         self._store = store
         self._group = group
         self._info: PlateInfo = parse_plate(group.ome, group.url)
+        # a set: opening every well of a large plate must not scan the well list each time
+        self._well_paths = frozenset(w.path for w in self._info.wells)
         self._templates = _FieldTemplates(reuse_field_metadata)
         self._wells: dict[str, Well] = {}
         self._lock = threading.Lock()
@@ -192,7 +194,7 @@ class Plate:
         r = self._info.rows[row] if isinstance(row, int) else str(row)
         c = str(column)
         path = f"{r}/{c}"
-        if not any(w.path == path for w in self._info.wells):
+        if path not in self._well_paths:
             raise NotFoundError(f"{self._group.url}: the plate has no well {path!r}",
                                 path=f"{self._group.url}/{path}")
         return path

@@ -13,9 +13,11 @@ __all__ = [
     "NotFoundError",
     "MetadataError",
     "UnsupportedError",
+    "UnsupportedChunkError",
     "DecodeError",
     "ShardIndexError",
     "SelectionError",
+    "ArgumentError",
     "OutputError",
     "ReadLimitError",
     "StoreError",
@@ -64,12 +66,27 @@ class DecodeError(NgffError, ValueError):
         self.codec = codec
 
 
+class UnsupportedChunkError(UnsupportedError, DecodeError):
+    """A chunk is well formed but encoded in a way this build cannot decode (e.g. a blosc
+    frame compressed with snappy): an :class:`UnsupportedError` found at decode time, so a
+    :class:`DecodeError` too, with the chunk's ``key`` and ``codec``."""
+
+    def __init__(self, message: str, *, key: str | None = None, codec: str | None = None) -> None:
+        DecodeError.__init__(self, message, key=key, codec=codec)
+        self.path = None
+
+
 class ShardIndexError(DecodeError):
     """A shard index is truncated, fails its checksum, or points outside the shard."""
 
 
 class SelectionError(NgffError, IndexError):
     """A selection is out of range or of a kind ngffcore does not support."""
+
+
+class ArgumentError(NgffError, ValueError):
+    """An argument has a value no read can use (a NaN or infinite region bound, a bound that
+    is not a number): a ValueError, not a selection out of range."""
 
 
 class OutputError(NgffError, ValueError):
@@ -97,7 +114,7 @@ _STATUS_EXCEPTIONS: dict[str, type[NgffError]] = {
     "NGFF_ERR_CORRUPT": DecodeError,
     "NGFF_ERR_SIZE_MISMATCH": DecodeError,
     "NGFF_ERR_CHECKSUM": DecodeError,
-    "NGFF_ERR_UNSUPPORTED": DecodeError,
+    "NGFF_ERR_UNSUPPORTED": UnsupportedChunkError,
     "NGFF_ERR_SHARD_INDEX": ShardIndexError,
     "NGFF_ERR_IO": StoreError,
 }

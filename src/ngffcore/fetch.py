@@ -14,12 +14,14 @@ from typing import Any, Union
 import numpy as np
 
 from ngffcore.errors import DecodeError, ShardIndexError
+from ngffcore.localfile import read_range
 from ngffcore.plan import ChunkPlan
 from ngffcore.shard import read_index, read_shard_index
 from ngffcore.store import LocalStore
 
-# None: missing (fill value); bytes: the encoded chunk; tuple: (path, offset, length) of a file.
-Source = Union[None, bytes, tuple[bytes, int, int]]
+# None: missing (fill value); bytes: the encoded chunk; tuple: (path, offset, length, root) of
+# a file range, opened beneath root (the store's ``confine``; None: links lead anywhere).
+Source = Union[None, bytes, tuple[bytes, int, int, Union[bytes, None]]]
 
 
 def chunk_sources(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
@@ -36,12 +38,14 @@ def chunk_sources(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], lis
 
 
 def _unsharded(store: LocalStore, keys: list[str]) -> list[Source]:
-    root = os.fsencode(store.root) + b"/"
-    return [(root + k.encode(), 0, -1) for k in keys]
+    root = os.fsencode(os.path.join(store.root, ""))
+    confine = store.confine
+    return [(root + k.encode(), 0, -1, confine) for k in keys]
 
 
 def _sharded(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], list[str]]:
     n = len(plan.keys)
+    confine = store.confine
     sources: list[Source] = [None] * n
     names: list[str] = [""] * n
     by_shard: dict[str, list[int]] = defaultdict(list)
@@ -64,7 +68,7 @@ def _sharded(store: LocalStore, plan: ChunkPlan) -> tuple[list[Source], list[str
         path = os.fsencode(store.local_path(key))
         for i, off, ln in zip(members, offs.tolist(), lens.tolist()):
             if off >= 0:
-                sources[i] = (path, off, ln)
+                sources[i] = (path, off, ln, confine)
     return sources, names
 
 
@@ -96,16 +100,12 @@ def _nested(store: LocalStore, key: str, plan: ChunkPlan, idx: np.ndarray, offs:
 
 
 def load_source(source: Any) -> Any:
-    """The encoded bytes of a source (a local file range is read here, in Python)."""
+    """The encoded bytes of a source (a local file range is read here, in Python, opened as
+    the core opens it: see ``localfile.open_regular``)."""
     if not isinstance(source, tuple):
         return source
-    path, off, ln = source
-    try:
-        with open(path, "rb") as f:
-            f.seek(off)
-            return f.read() if ln < 0 else f.read(ln)
-    except FileNotFoundError:
-        return None
+    path, off, ln = source[:3]
+    return read_range(path, off, ln, source[3] if len(source) > 3 else None)
 
 
 def python_stages(plan: ChunkPlan, source: Any, name: str) -> Any:
@@ -118,7 +118,7 @@ def python_stages(plan: ChunkPlan, source: Any, name: str) -> Any:
         try:
             data = stage(data)
         except (OSError, ValueError, EOFError, lzma.LZMAError) as exc:
-            codec = getattr(stage, "__module__", "python")
+            codec = str(getattr(stage, "codec", None) or getattr(stage, "__module__", "python"))
             raise DecodeError(f"data is corrupt in chunk {name!r} ({codec}): {exc}", key=name,
                               codec=codec) from None
     return data

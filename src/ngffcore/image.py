@@ -19,6 +19,7 @@ import numpy as np
 from ngffcore.array import Array
 from ngffcore.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, SelectionError
+from ngffcore.fanout import gather_bounded
 from ngffcore.group import GroupMetadata, child_group_async, consolidated_child
 from ngffcore.metadata import ArrayMetadata, parse_v3
 from ngffcore.multiscales import (
@@ -224,11 +225,14 @@ class Image:
         except NotFoundError:
             return {}
         names = parse_label_names(group.ome, group.url) if "labels" in group.ome else ()
-        groups = await asyncio.gather(*(child_group_async(self._store, group, n)
-                                        for n in names))
-        images = await asyncio.gather(*(open_image_async(self._store, g, label=True,
-                                                         cache=self.cache)
-                                        for g in groups))
+
+        async def open_label(name: str) -> Image:
+            label_group = await child_group_async(self._store, group, name)
+            return await open_image_async(self._store, label_group, label=True,
+                                          cache=self.cache)
+
+        # bounded (a group may list thousands of labels) and cancelled on the first failure
+        images = await gather_bounded(self._store, (open_label(n) for n in names))
         return {n: img for n, img in zip(names, images) if isinstance(img, LabelImage)}
 
     # -- level choice and physical regions -----------------------------------------------
@@ -460,8 +464,8 @@ async def open_image_async(store: Store, group: GroupMetadata, index: int = 0,
                              f"{len(multiscales)}")
     ms = multiscales[index % len(multiscales)]
     if level_metadata is None:
-        metas = list(await asyncio.gather(*(_level_metadata(store, group, ds.path)
-                                            for ds in ms.datasets)))
+        metas = await gather_bounded(store, (_level_metadata(store, group, ds.path)
+                                             for ds in ms.datasets))
     else:
         metas = list(level_metadata)
     ndim = len(ms.axes)

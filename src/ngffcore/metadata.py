@@ -17,7 +17,7 @@ import numpy as np
 from ngffcore import _core
 from ngffcore.codecs import ChunkCodec, ShardLayout, v2_chunk_codec, v3_chunk_codec
 from ngffcore.errors import MetadataError, UnsupportedError
-from ngffcore.limits import MAX_METADATA_BYTES
+from ngffcore.limits import MAX_JSON_DEPTH, MAX_METADATA_BYTES, get_max_chunk_bytes
 
 _V3_DTYPES = {
     "bool": "|b1",
@@ -107,13 +107,39 @@ def parse_json(raw: Any, path: str) -> dict[str, Any]:
     if len(raw) > MAX_METADATA_BYTES:
         raise MetadataError(f"metadata document of {len(raw)} bytes is larger than the "
                             f"{MAX_METADATA_BYTES}-byte limit", path=path)
+    text = raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw)
     try:
-        doc = json.loads(raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        # ValueError also covers an integer of more digits than Python converts (4300)
         raise MetadataError(f"not valid JSON: {exc}", path=path) from None
     if not isinstance(doc, dict):
         raise MetadataError("metadata is not a JSON object", path=path)
+    if nests_deeper(doc, text, MAX_JSON_DEPTH):
+        raise MetadataError(f"metadata nests deeper than {MAX_JSON_DEPTH} levels (the limit)",
+                            path=path)
     return doc
+
+
+def nests_deeper(doc: Any, text: bytes | bytearray | str, limit: int) -> bool:
+    """Whether a parsed document nests more than ``limit`` arrays/objects deep. A document
+    with no more opening brackets than ``limit`` cannot (one C-speed count, the usual
+    case); else an iterative walk of its containers (no recursion: that is what a hostile
+    document would exhaust)."""
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= limit:
+            return False
+    elif text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        for item in (value.values() if isinstance(value, dict) else value):
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+    return False
 
 
 def _int_tuple(value: Any, what: str, path: str, *, positive: bool) -> tuple[int, ...]:
@@ -138,11 +164,27 @@ def _check_sizes(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int,
     if len(shape) != len(chunks):
         raise MetadataError(f"shape {list(shape)} and chunk shape {list(chunks)} have "
                             "different lengths", path=path)
-    if math.prod(shape) * itemsize > _MAX_NBYTES:
+    # the non-zero extents, not the product: an empty axis makes the product 0, yet the other
+    # extents still become strides, grid counts and numpy shapes that must fit in 64 bits
+    if math.prod(n for n in shape if n) * itemsize > _MAX_NBYTES:
         raise MetadataError(f"shape {list(shape)} of {itemsize}-byte items overflows 64 bits",
                             path=path)
     if math.prod(chunks) * itemsize > _MAX_NBYTES:
         raise MetadataError(f"chunk shape {list(chunks)} overflows 64 bits", path=path)
+
+
+def _check_chunk_limit(codec: ChunkCodec, dtype: np.dtype, path: str) -> None:
+    """One decode allocates a whole innermost chunk (a shard is never decoded whole: only
+    its inner chunks are), however little of it a read wants: a declared chunk over
+    ``set_max_chunk_bytes`` is refused here, before anything is allocated."""
+    while codec.shard is not None:
+        codec = codec.shard.inner
+    nbytes = math.prod(codec.chunk_shape) * dtype.itemsize
+    limit = get_max_chunk_bytes()
+    if nbytes > limit:
+        raise MetadataError(f"chunk shape {list(codec.chunk_shape)} of {dtype} decodes to "
+                            f"{nbytes} bytes per chunk; the limit is {limit} "
+                            "(ngffcore.set_max_chunk_bytes)", path=path)
 
 
 def _float_from(value: Any, dtype: np.dtype, path: str) -> Any:
@@ -252,6 +294,7 @@ def parse_v2(doc: dict[str, Any], path: str, attributes: dict[str, Any] | None =
         raise MetadataError(f"dimension_separator must be '.' or '/', not {separator!r}",
                             path=path)
     codec = v2_chunk_codec(doc, dtype, chunks, fill_bytes, path)
+    _check_chunk_limit(codec, dtype, path)
     return ArrayMetadata(
         zarr_format=2, shape=shape, dtype=dtype, grid_shape=chunks, fill_value=fill_value,
         fill_bytes=fill_bytes, key_encoding=_core.KEY_V2, key_separator=separator, codec=codec,
@@ -299,6 +342,7 @@ def parse_v3(doc: dict[str, Any], path: str) -> ArrayMetadata:
     scalar = _fill_scalar(doc["fill_value"], dtype, path)
     fill_bytes = _fill_bytes(scalar, dtype)
     codec = v3_chunk_codec(doc["codecs"], dtype, chunks, fill_bytes, path)
+    _check_chunk_limit(codec, dtype, path)
     names = doc.get("dimension_names")
     if names is not None and (not isinstance(names, list) or len(names) != len(shape)):
         raise MetadataError(f"dimension_names {names!r} do not match {len(shape)} axes",

@@ -207,6 +207,20 @@ def _transform(transforms: Any, ndim: int, what: str, where: str
     return tuple(scale), tuple(translation)
 
 
+def _check_composed(scale: tuple[float, ...], translation: tuple[float, ...], what: str,
+                    where: str) -> None:
+    """Finite values can compose to 0 or ±inf (1e-300 · 1e-300 underflows): a level whose
+    pixel size is 0 or infinite maps no physical region to pixels, so it is refused here,
+    not met as a division by zero in a region read."""
+    for k, (sc, tr) in enumerate(zip(scale, translation)):
+        if sc == 0 or not math.isfinite(sc):
+            raise _err(where, f"{what}: the composed scale of axis {k} is {sc!r}; a pixel "
+                              f"size must be finite and non-zero")
+        if not math.isfinite(tr):
+            raise _err(where, f"{what}: the composed translation of axis {k} is {tr!r}, "
+                              f"not finite")
+
+
 def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
                       ) -> tuple[Multiscale, ...]:
     """Every entry of ``multiscales`` in a group's OME attributes."""
@@ -247,9 +261,10 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
             s, t = _transform(ds["coordinateTransformations"], ndim,
                               f"multiscales[{i}].datasets[{j}]", where)
             # dataset transforms first, then the multiscale's own
-            datasets.append(Dataset(
-                path, tuple(a * b for a, b in zip(s, top_scale)),
-                tuple(a * b + c for a, b, c in zip(t, top_scale, top_translation))))
+            scale = tuple(a * b for a, b in zip(s, top_scale))
+            translation = tuple(a * b + c for a, b, c in zip(t, top_scale, top_translation))
+            _check_composed(scale, translation, f"multiscales[{i}].datasets[{j}]", where)
+            datasets.append(Dataset(path, scale, translation))
         name = ms.get("name")
         kind = ms.get("type")
         out.append(Multiscale(i, version, name if isinstance(name, str) else None,
@@ -270,7 +285,8 @@ def infer_transforms(ms: Multiscale, shapes: list[tuple[int, ...]], where: str
         if len(shape) != len(ms.axes):
             raise _err(where, f"level {ds.path} has {len(shape)} dimensions, the image "
                               f"{len(ms.axes)} axes")
-        scale = tuple(float(a) / b if b else 1.0 for a, b in zip(shapes[0], shape))
+        # an empty axis (length 0) at either level has no ratio: its pixel size stays 1
+        scale = tuple(a / b if a and b else 1.0 for a, b in zip(shapes[0], shape))
         out.append(Dataset(ds.path, scale, (0.0,) * len(shape)))
     return tuple(out)
 
@@ -361,15 +377,22 @@ def parse_plate(ome: dict[str, Any], where: str) -> PlateInfo:
     rows = _names(plate.get("rows"), "rows", where)
     columns = _names(plate.get("columns"), "columns", where)
     wells = []
+    # older plates (before 0.4's indices) match wells to rows/columns by name: a dict of
+    # name → first index keeps that one lookup per well, not a scan of every row and column
+    row_at: dict[str, int] = {}
+    column_at: dict[str, int] = {}
+    for i, row_name in enumerate(rows):
+        row_at.setdefault(row_name, i)
+    for i, column_name in enumerate(columns):
+        column_at.setdefault(column_name, i)
     for w in plate.get("wells") or []:
         path = w.get("path") if isinstance(w, dict) else None
         if not isinstance(path, str) or path.count("/") != 1:
             raise _err(where, f"plate well {w!r:.60} has no 'row/column' path")
         row, column = path.split("/")
         ri, ci = w.get("rowIndex"), w.get("columnIndex")
-        # 0.4 added the indices; older plates are matched by name
-        ri = ri if isinstance(ri, int) else (rows.index(row) if row in rows else -1)
-        ci = ci if isinstance(ci, int) else (columns.index(column) if column in columns else -1)
+        ri = ri if isinstance(ri, int) else row_at.get(row, -1)
+        ci = ci if isinstance(ci, int) else column_at.get(column, -1)
         if not (0 <= ri < len(rows) and 0 <= ci < len(columns)):
             raise _err(where, f"well {path!r} lies outside the plate's rows/columns")
         wells.append(PlateWell(path, row, column, ri, ci))

@@ -12,13 +12,39 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-from ngffcore.errors import SelectionError
+from ngffcore.errors import ArgumentError, SelectionError
 from ngffcore.multiscales import Axis
 
 #: absorbs floating-point error: an edge at t + k·s (computed in floats) selects pixel k
 _EPS = 1e-9
 
 Interval = Union[tuple[float, float], float, None]
+
+#: pixel positions are clamped to ±this before rounding: a finite bound divided by a tiny
+#: scale can overflow to ±inf, which has no integer (the result is clipped to the axis anyway)
+_FAR = 2.0**62
+
+
+def _floor(v: float) -> int:
+    return math.floor(min(max(v, -_FAR), _FAR))
+
+
+def _ceil(v: float) -> int:
+    return math.ceil(min(max(v, -_FAR), _FAR))
+
+
+def _bound(value: Any, what: str) -> float:
+    """A region bound as a finite float, else ArgumentError (NaN and ±inf select nothing
+    meaningful, and a string is not a position)."""
+    if isinstance(value, bool):
+        raise ArgumentError(f"{what} must be a finite number, not {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentError(f"{what} must be a finite number, not {value!r:.60}") from None
+    if not math.isfinite(v):
+        raise ArgumentError(f"{what} must be a finite number, not {value!r}")
+    return v
 
 
 def axis_box(interval: Interval, scale: float, translation: float, size: int
@@ -28,21 +54,19 @@ def axis_box(interval: Interval, scale: float, translation: float, size: int
     if interval is None:
         return 0, size
     if isinstance(interval, (int, float)):
-        i = math.floor((float(interval) - translation) / scale + 0.5 + _EPS)
+        i = _floor((_bound(interval, "region point") - translation) / scale + 0.5 + _EPS)
         if not 0 <= i < size:  # outside the image: nothing, not the nearest edge pixel
             i = min(max(i, 0), size)
             return i, i
         return i, i + 1
-    a, b = (float(v) for v in interval)
-    if not (math.isfinite(a) and math.isfinite(b)):
-        raise SelectionError(f"region bounds must be finite numbers, not {interval!r}")
+    a, b = (_bound(v, f"region bound of {interval!r}") for v in interval)
     if b < a:
         raise SelectionError(f"region interval {interval!r} ends before it starts")
-    start = math.ceil((a - translation) / scale - _EPS)
-    stop = math.ceil((b - translation) / scale - _EPS)
+    start = _ceil((a - translation) / scale - _EPS)
+    stop = _ceil((b - translation) / scale - _EPS)
     if start >= stop and b > a:
         # narrower than a pixel: the pixel whose span holds the midpoint
-        start = math.floor(((a + b) / 2 - translation) / scale + 0.5 + _EPS)
+        start = _floor((a / 2 + b / 2 - translation) / scale + 0.5 + _EPS)
         stop = start + 1
     start, stop = min(max(start, 0), size), min(max(stop, 0), size)
     return start, max(start, stop)
@@ -70,15 +94,19 @@ def region_intervals(axes: Sequence[Axis], region: Mapping[str, Any] | None,
     for i, name in enumerate(names):
         if name in region:
             value = region[name]
-            if value is None or isinstance(value, (int, float)):
+            if value is None:
                 out[i] = value
-            elif isinstance(value, Sequence) and len(value) == 2:
-                out[i] = (float(value[0]), float(value[1]))
+            elif isinstance(value, (int, float)):
+                out[i] = _bound(value, f"region[{name!r}]")
+            elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+                out[i] = (_bound(value[0], f"region[{name!r}] start"),
+                          _bound(value[1], f"region[{name!r}] stop"))
             else:
                 raise SelectionError(f"region[{name!r}] must be (start, stop), a number or "
                                      f"None, not {value!r:.60}")
         elif name in center:
-            c, s = float(center[name]), float(size[name])
+            c = _bound(center[name], f"center[{name!r}]")
+            s = _bound(size[name], f"size[{name!r}]")
             if s < 0:
                 raise SelectionError(f"size[{name!r}] is negative")
             out[i] = (c - s / 2, c + s / 2)

@@ -11,7 +11,7 @@ overlap; results do not depend on the order responses arrive in.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,7 +22,8 @@ from ngffcore.errors import ShardIndexError
 from ngffcore.plan import ChunkPlan
 from ngffcore.fetch import python_stages
 from ngffcore.shard import shard_index
-from ngffcore.store import ObjectStore, gather_or_cancel
+from ngffcore.ioloop import BODY_BUDGET, gather_or_cancel, settle
+from ngffcore.store import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -31,32 +32,84 @@ class RemoteOptions:
 
     coalesce_gap: int = 256 * 1024  # merge inner-chunk ranges separated by at most this
     whole_shard_fraction: float = 0.5  # fetch the whole shard when this much of it is needed
-    max_bytes_in_flight: int = 512 * 1024 * 1024  # received but not yet decoded
+    # received but not yet decoded; None: the store's (open_store's max_bytes_in_flight)
+    max_bytes_in_flight: int | None = None
 
 
 ShardIndex = tuple[np.ndarray, np.ndarray, int]  # offsets, nbytes, shard size
 
+#: bound on what one encoded chunk may take per decoded byte: filters can widen the stored
+#: type (``astype`` u1 -> c16 is 16x) and compressors add a little to incompressible data
+ENCODED_FACTOR = 32
+#: plus this much per chunk (codec headers, checksums) and per stored object
+CHUNK_SLACK = 1024
+OBJECT_SLACK = 2**20
+
+
+def max_object_bytes(plan: ChunkPlan, itemsize: int) -> int:
+    """A generous upper bound on the size of one stored object (chunk or shard) of ``plan``:
+    a response declaring more is refused before its body is read. Generous on purpose:
+    it stops a 1 GiB body for a 64-byte chunk, not an unusually poor compression."""
+    per_chunk = int(np.prod(plan.codec.chunk_shape, dtype=np.int64)) * max(itemsize, 1)
+    chunks, index = 1, 0
+    for level in plan.levels:
+        index += chunks * level.index_nbytes
+        chunks *= level.n_inner
+    return chunks * (per_chunk * ENCODED_FACTOR + CHUNK_SLACK) + index + OBJECT_SLACK
+
+
+#: decodes one batch itself: (chunk indices into the plan, their sources, their names)
+BatchDecoder = Callable[[np.ndarray, list[Any], list[str]], None]
+
 
 class _Budget:
-    """Bytes received and not yet decoded. New requests wait while the budget is spent;
-    a request is always allowed when nothing is held, so huge chunks still make progress."""
+    """Bytes of one read received (or with room reserved, see ``ioloop.BODY_BUDGET``) and
+    not yet decoded: at most ``limit``, except that a body is always let in when nothing is
+    held, so an object larger than the limit still goes through (alone). Bodies are let in
+    first come, first served: a large one waiting for room is not passed by small ones."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
-        self.cond = asyncio.Condition()
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    async def wait_for_room(self) -> None:
-        async with self.cond:
-            await self.cond.wait_for(lambda: self.held < self.limit)
+    def _fits(self, n: int) -> bool:
+        return self.held == 0 or self.held + n <= self.limit
 
-    def take(self, n: int) -> None:
-        self.held += n
+    async def reserve(self, n: int) -> None:
+        """Wait until ``n`` more bytes fit, and count them as held."""
+        if not self._waiting and self._fits(n):
+            self.held += n
+            return
+        entry = (n, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except BaseException:
+            if entry[1].done() and not entry[1].cancelled():
+                self.release(n)  # let in just as the waiter was cancelled
+            else:
+                entry[1].cancel()
+                self._let_in()
+            raise
 
-    async def give_back(self, n: int) -> None:
-        async with self.cond:
-            self.held -= n
-            self.cond.notify_all()
+    def release(self, n: int) -> None:
+        """``n`` held bytes are decoded (or dropped): let waiting bodies in. Synchronous, so
+        a cancelled read cannot skip it."""
+        self.held -= n
+        self._let_in()
+
+    def _let_in(self) -> None:
+        while self._waiting:
+            n, fut = self._waiting[0]
+            if fut.done():  # its reader was cancelled
+                self._waiting.popleft()
+            elif self._fits(n):
+                self._waiting.popleft()
+                self.held += n
+                fut.set_result(None)
+            else:
+                break
 
 
 class _Decoder:
@@ -64,17 +117,17 @@ class _Decoder:
     whatever arrived while the previous batch was decoding forms the next batch."""
 
     def __init__(self, plan: ChunkPlan, out: np.ndarray, names: list[str], budget: _Budget,
-                 after_batch: Callable[[np.ndarray], None] | None = None) -> None:
+                 decode: BatchDecoder | None = None) -> None:
         self.plan = plan
         self.out = out
         self.names = names
         self.budget = budget
-        self.after_batch = after_batch
+        self.decode = decode
         self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
 
     def put(self, index: int, source: bytes | memoryview | None) -> None:
-        if source is not None:
-            self.budget.take(len(source))
+        """Queue a chunk's bytes (their room in the budget was reserved when its response
+        arrived; it is released once the chunk is decoded)."""
         self.queue.put_nowait((index, source))
 
     def close(self) -> None:
@@ -86,11 +139,12 @@ class _Decoder:
         names = [self.names[i] for i in idx.tolist()]
         if self.plan.codec.python_stages:
             sources = [python_stages(self.plan, s, n) for s, n in zip(sources, names)]
+        if self.decode is not None:
+            self.decode(idx, sources, names)
+            return
         assert self.plan.codec.pipeline is not None  # innermost chunks always have one
         _core.decode_batch(self.plan.codec.pipeline, self.out,
                            np.ascontiguousarray(self.plan.boxes[idx]), sources, names)
-        if self.after_batch is not None:
-            self.after_batch(idx)
 
     async def run(self) -> None:
         """Hand batches to the core as chunks arrive, up to one batch per native thread at
@@ -115,17 +169,22 @@ class _Decoder:
                         f.result()  # the first failed batch raises here
         finally:
             # a cancelled or failed read still waits for the batches it handed to the core,
-            # so no native work writes into `out` after the read has returned
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+            # so no native work writes into `out` after the read has returned (however often
+            # it is cancelled meanwhile)
+            if await settle(*running):
+                raise asyncio.CancelledError
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[int, Any]]
                          ) -> None:
         held = sum(len(s) for _, s in batch if s is not None)
+        work = loop.run_in_executor(None, self._decode, batch)
         try:
-            await asyncio.shield(loop.run_in_executor(None, self._decode, batch))
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await settle(work)  # cancelled or not, the batch writes into `out` until it ends
+            raise
         finally:
-            await self.budget.give_back(held)
+            self.budget.release(held)
 
 
 def _coalesce(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int, list]]:
@@ -245,32 +304,37 @@ def _descend(plan: ChunkPlan, i: int, name: str, region: memoryview, base: int,
 async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
                     index_cache: dict[str, ShardIndex | None],
                     options: RemoteOptions = RemoteOptions(),
-                    after_batch: Callable[[np.ndarray], None] | None = None) -> None:
+                    decode: BatchDecoder | None = None) -> None:
     """Fetch and decode every chunk of ``plan`` into ``out`` (an ndim-dimensional view).
-    ``after_batch(chunk indices)`` runs on the decoding thread right after each batch (reads
-    through the cache scatter the chunks just decoded into their slab from there: no second
-    trip through the event loop)."""
+    ``decode(chunk indices, sources, names)``, if given, decodes each batch instead, on the
+    decoding thread (a missing chunk's source is None): reads through the cache decode the
+    chunks that exist into a slab of their own and place them from there, with no second
+    trip through the event loop."""
     n = len(plan)
     names = list(plan.keys) if not plan.levels else [
         f"{k}[{int(i)}]" for k, i in zip(plan.keys, plan.inner[:, 0])]  # type: ignore[index]
-    budget = _Budget(options.max_bytes_in_flight)
-    decoder = _Decoder(plan, out, names, budget, after_batch)
+    budget = _Budget(options.max_bytes_in_flight or store.max_bytes_in_flight)
+    decoder = _Decoder(plan, out, names, budget, decode)
     sem = asyncio.Semaphore(store.concurrency)
 
     async def get_chunk(i: int) -> None:
-        await budget.wait_for_room()
         async with sem:
-            data = await store.get_async(plan.keys[i])
+            data = await store.get_async(plan.keys[i],
+                                         max_bytes=max_object_bytes(plan, out.itemsize))
         decoder.put(i, data)
 
     def deliver(view: memoryview, start: int, parts: list[tuple[int, int, int]]) -> None:
         """Hand the chunks ``(offset, length, chunk)`` found in bytes fetched from ``start``."""
         nested: dict[Any, Any] = {}
+        queued = 0
         for off, ln, i in parts:
             region: memoryview | None = view[off - start: off - start + ln]
             if len(plan.levels) > 1 and region is not None:
                 region = _descend(plan, i, names[i], region, off, nested)
             decoder.put(i, region)
+            queued += 0 if region is None else len(region)
+        # the bytes around the chunks (gaps, indexes, empty chunks) are not decoded
+        budget.release(len(view) - queued)
 
     async def get_shard(key: str, members: list[int]) -> None:
         layout = plan.levels[0]
@@ -278,14 +342,18 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
         whole = None
         if key not in index_cache and _needs_whole_shard(plan, members):
             # every inner chunk is needed: one GET of the whole shard, index included
-            await budget.wait_for_room()
             async with sem:
-                whole = await store.get_async(key)
+                whole = await store.get_async(key,
+                                              max_bytes=max_object_bytes(plan, out.itemsize))
             index_cache[key] = None if whole is None else shard_index(layout, key, whole,
                                                                        len(whole))
         else:
-            async with sem:
-                await _shard_index(store, key, plan, index_cache)
+            token = BODY_BUDGET.set(None)  # an index is parsed at once, not held for decoding
+            try:
+                async with sem:
+                    await _shard_index(store, key, plan, index_cache)
+            finally:
+                BODY_BUDGET.reset(token)
         index = index_cache[key]
         if index is None:
             for i in members:
@@ -305,10 +373,10 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
             return
 
         async def one(start: int, end: int, parts: list) -> None:
-            await budget.wait_for_room()
             async with sem:
                 if start == 0 and end == size:
-                    data = await store.get_async(key)
+                    data = await store.get_async(key,
+                                                 max_bytes=max_object_bytes(plan, out.itemsize))
                 else:
                     data = (await store.get_ranges_async(key, [(start, end - start)]))[0]
             if data is None or len(data) != end - start:
@@ -328,8 +396,13 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
             by_shard[key].append(i)
         jobs = [get_shard(k, m) for k, m in by_shard.items()]
 
-    consumer = asyncio.ensure_future(decoder.run())
-    fetches = [asyncio.ensure_future(j) for j in jobs]
+    # the read's tasks see its budget: each GET takes room for its body before reading it
+    token = BODY_BUDGET.set(budget)
+    try:
+        consumer = asyncio.ensure_future(decoder.run())
+        fetches = [asyncio.ensure_future(j) for j in jobs]
+    finally:
+        BODY_BUDGET.reset(token)
 
     def stop_fetching(task: asyncio.Future[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -338,16 +411,16 @@ async def read_into(store: ObjectStore, plan: ChunkPlan, out: np.ndarray,
 
     consumer.add_done_callback(stop_fetching)  # a chunk failed to decode: stop asking
     try:
-        await asyncio.gather(*fetches)
+        # on failure or cancellation, every fetch is cancelled and has ended before this raises
+        await gather_or_cancel(*fetches)
     except BaseException:
-        for f in fetches:
-            f.cancel()
-        await asyncio.gather(*fetches, return_exceptions=True)
-        decoder.close()
-        # let the batch already handed to the core finish before the error propagates
-        await asyncio.gather(consumer, return_exceptions=True)
-        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+        # the batches already handed to the core finish before the error propagates, even
+        # if the read is cancelled again meanwhile; the chunks still queued are dropped
+        consumer.cancel()
+        if await settle(consumer):
+            raise asyncio.CancelledError from None
+        if not consumer.cancelled() and consumer.exception() is not None:
             raise consumer.exception() from None  # type: ignore[misc]
         raise
     decoder.close()
-    await consumer
+    await consumer  # cancelling the read here cancels the consumer, which waits as above

@@ -12,12 +12,17 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Hashable, Sequence
+from typing import Any
 
+from ngffcore.bodies import body_limit, too_large
 from ngffcore.errors import AuthError, NotFoundError, StoreError
-
-T = TypeVar("T")
+# the private I/O loop thread (shut down in order at exit) lives in ioloop.py
+from ngffcore.ioloop import LoopThread as _LoopThread
+from ngffcore.ioloop import (DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel, read_body,
+                             run_on_io_loop, track)
+from ngffcore.localfile import open_regular, read_at, read_to_end
+from ngffcore.redirects import refused_target
 
 
 def check_key(key: str) -> str:
@@ -28,75 +33,106 @@ def check_key(key: str) -> str:
 
 
 class LocalStore:
-    """A directory on the local file system. Thread-safe (no shared state)."""
+    """A directory on the local file system. Thread-safe (no shared state).
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    Files are opened without blocking and only if they are regular files (a FIFO, socket or
+    device is a StoreError at once). A symbolic link leading outside the root is refused
+    (StoreError) unless ``follow_external_links`` (default False); links that stay inside
+    work, and a dangling one reads as missing."""
+
+    def __init__(self, root: str | os.PathLike[str], *,
+                 follow_external_links: bool = False) -> None:
+        if not isinstance(follow_external_links, bool):
+            raise TypeError("follow_external_links must be True or False")
         self.root = os.path.abspath(os.fspath(root))
         self.url = "file://" + self.root
+        self.follow_external_links = follow_external_links
+
+    @property
+    def confine(self) -> bytes | None:
+        """The root as file reads are kept beneath (a path ending in ``/``), or None when
+        links may lead anywhere."""
+        return None if self.follow_external_links else os.fsencode(os.path.join(self.root, ""))
+
+    def _open(self, key: str) -> tuple[int, int] | None:
+        return open_regular(os.fsencode(self.local_path(key)), self.confine,
+                            f"{self.url}/{key}", key)
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root!r})"
+
+    @property
+    def identity(self) -> Hashable:
+        """What selects the bytes this store serves (hashable; decoded-chunk cache keys
+        start with it): the root's real path, found on first use, so two spellings of one
+        directory (a symlink, ``..``) share cache entries; and whether links may lead out of
+        it (a confined store must never be served what a following one read through a link)."""
+        ident = self.__dict__.get("_identity")
+        if ident is None:
+            ident = self.__dict__["_identity"] = ("file", os.path.realpath(self.root),
+                                                  self.follow_external_links)
+        return ident
 
     def local_path(self, key: str) -> str:
         """File path of ``key``; the C workers read chunk files themselves."""
         return os.path.join(self.root, check_key(key)) if key else self.root
 
-    def get(self, key: str) -> bytes | None:
-        """The whole object, or None if it does not exist."""
-        try:
-            with open(self.local_path(key), "rb") as f:
-                return f.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
+        """The whole object, or None if it does not exist. An object larger than
+        ``max_bytes`` (a metadata document larger than the metadata limit) is refused before
+        it is read."""
+        limit = body_limit(key, max_bytes)
+        opened = self._open(key)
+        if opened is None:
             return None
+        fd, size = opened
+        try:
+            if limit is not None and size > limit:
+                raise too_large(self.url, key, size, limit, declared=True)
+            data = read_to_end(fd, size, limit)  # bounded while reading, not after
+        except StoreError:
+            raise
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
+        finally:
+            os.close(fd)
+        if limit is not None and len(data) > limit:
+            raise too_large(self.url, key, len(data), limit, declared=False)
+        return data
 
     def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
         """The last (``suffix``) or first ``length`` bytes and the object's size, or None if
         it does not exist. A shard index is read this way: one request, no size probe."""
-        try:
-            with open(self.local_path(key), "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(max(0, size - length) if suffix else 0)
-                return f.read(length), size
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        opened = self._open(key)
+        if opened is None:
             return None
+        fd, size = opened
+        try:
+            # at most the object: a hostile shard index length can be far larger than the
+            # shard (the caller reports that)
+            return read_at(fd, max(0, size - length) if suffix else 0, min(length, size)), size
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
+        finally:
+            os.close(fd)
 
-    async def get_async(self, key: str) -> bytes | None:
+    async def get_async(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
         """``get`` for code that serves both store kinds from one coroutine (a local read is
         one short syscall, done inline)."""
-        return self.get(key)
+        return self.get(key, max_bytes=max_bytes)
 
     def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Bytes ``[start, start + length)`` for each ``(start, length)`` of one object."""
+        opened = self._open(key)
+        if opened is None:
+            raise StoreError(f"cannot read {self.url}/{key}: it does not exist", key=key)
+        fd, _ = opened
         try:
-            with open(self.local_path(key), "rb") as f:
-                out = []
-                for start, length in ranges:
-                    f.seek(start)
-                    out.append(f.read(length))
-                return out
+            return [read_at(fd, start, length) for start, length in ranges]
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
-
-
-class _LoopThread:
-    """One private event loop thread, so sync reads work inside a running event loop."""
-
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def run(cls, coro: Coroutine[Any, Any, T]) -> T:
-        with cls._lock:
-            if cls._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="ngffcore-io",
-                                 daemon=True).start()
-                cls._loop = loop
-        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
+        finally:
+            os.close(fd)
 
 
 class RetryPolicy:
@@ -180,25 +216,6 @@ class RequestStats:
         return f"RequestStats({self.snapshot()})"
 
 
-async def gather_or_cancel(*aws: Any) -> list[Any]:
-    """``asyncio.gather``, except that when one fails (or the caller is cancelled) the others
-    are cancelled and awaited before the error propagates: no request of a failed read is
-    left running."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def run_on_io_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on ngffcore's private event loop thread and wait for it."""
-    return _LoopThread.run(coro)
-
-
 class ObjectStore:
     """Any obstore store (S3, GCS, Azure, HTTP, …). Thread-safe; usable from any event loop.
 
@@ -206,9 +223,13 @@ class ObjectStore:
     answered 403 as missing (buckets that hide existence), off by default.
     """
 
+    #: bytes one read may hold received and not yet decoded (a single larger object still
+    #: goes through, alone): ``open_store(..., max_bytes_in_flight=)``
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
+
     def __init__(self, store: Any, url: str, concurrency: int = 64,
-                 missing_on_403: bool = False, *, options: dict[str, Any] | None = None
-                 ) -> None:
+                 missing_on_403: bool = False, *, options: dict[str, Any] | None = None,
+                 redirect_guard: str | None = None) -> None:
         self.store = store
         self.url = url
         self.concurrency = concurrency
@@ -219,6 +240,8 @@ class ObjectStore:
         # repr, str, task names or messages
         self._options = None if options is None else dict(options)
         self._retry_policy = RetryPolicy.of(store)
+        # this store's token at the redirect trap (ngffcore.redirects), None when unguarded
+        self._redirect_guard = redirect_guard
         from obstore.store import AzureStore
 
         #: whether a shard index at the end can be asked for with one suffix range GET
@@ -227,6 +250,17 @@ class ObjectStore:
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
+
+    @property
+    def identity(self) -> Hashable:
+        """What selects the bytes this store serves (hashable; decoded-chunk cache keys
+        start with it): its URL and options, or its obstore object's configuration, with
+        secrets only as a salted digest (see ``identity.object_store_identity``)."""
+        if "_identity" not in self.__dict__:
+            from ngffcore.identity import object_store_identity
+
+            self.__dict__["_identity"] = object_store_identity(self)
+        return self.__dict__["_identity"]  # type: ignore[no-any-return]
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as how to re-open: the URL and store options it was opened with, or the
@@ -240,7 +274,8 @@ class ObjectStore:
             import pickle
 
             spec = ("obstore", self.url, pickle.dumps(self.store))
-        return (shared_store, (spec, self.concurrency, self.missing_on_403))
+        return (shared_store, (spec, self.concurrency, self.missing_on_403,
+                               self.max_bytes_in_flight))
 
     def local_path(self, key: str) -> None:
         return None
@@ -250,11 +285,20 @@ class ObjectStore:
 
         if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
             return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
+        target = refused_target(self._redirect_guard, exc)
+        if target is not None:
+            return StoreError(f"{self.url}/{key} redirected to {target}, another host: refused "
+                              "(open the store with allow_redirects=True to follow)", key=key)
         after = f" (body failed {retries + 1} times)" if retries else ""
         return StoreError(f"cannot read {self.url}/{key}{after}: {exc}", key=key)
 
-    async def _request(self, key: str, kind: str, options: Any) -> tuple[Any, int] | None:
+    async def _request(self, key: str, kind: str, options: Any, max_bytes: int | None = None
+                       ) -> tuple[Any, int] | None:
         """One GET; (body as a bytes-like object, object size) or None if missing.
+
+        A body longer than ``max_bytes`` is refused from the length the response declares,
+        before it is read (obstore refuses a response that declares none, and stops a body
+        at its declared length); the count received is checked again after.
 
         obstore retries 5xx answers, resets and timeouts only until the response headers
         arrive. A body that fails after them (reset mid-body, cut short, stalled past the
@@ -271,7 +315,7 @@ class ObjectStore:
         while True:
             t1 = time.perf_counter()
             try:
-                result = await obstore.get_async(self.store, key, options=options)
+                result = await track(obstore.get_async(self.store, key, options=options))
             except (ObsNotFound, FileNotFoundError):
                 self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t1})
                 return None
@@ -283,9 +327,18 @@ class ObjectStore:
             except Exception as exc:  # obstore raises many kinds; all become StoreError
                 self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
                 raise self._error(key, exc) from exc
+            if max_bytes is not None:
+                start, stop = result.range
+                if stop - start > max_bytes:
+                    # dropping the unread result closes the connection: the body never comes
+                    # (deleted here, or the raised error's traceback would keep it open)
+                    del result
+                    self.stats.add(**{kind: 1, "errors": 1,
+                                      "seconds": time.perf_counter() - t1})
+                    raise too_large(self.url, key, stop - start, max_bytes, declared=True)
             try:
                 # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
-                data: Any = await result.bytes_async()
+                data: Any = await read_body(result)
             except Exception as exc:
                 self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
                 delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
@@ -296,11 +349,15 @@ class ObjectStore:
                 await asyncio.sleep(delay)
                 continue
             self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t1})
+            if max_bytes is not None and len(data) > max_bytes:
+                raise too_large(self.url, key, len(data), max_bytes, declared=False)
             return data, int(result.meta["size"])
 
-    async def get_async(self, key: str) -> Any:
-        """The whole object as a bytes-like object, or None if it does not exist."""
-        got = await self._request(key, "get", None)
+    async def get_async(self, key: str, *, max_bytes: int | None = None) -> Any:
+        """The whole object as a bytes-like object, or None if it does not exist. A response
+        declaring more than ``max_bytes`` (for a metadata document: more than the metadata
+        limit) is refused before its body is read."""
+        got = await self._request(key, "get", None, body_limit(key, max_bytes))
         return None if got is None else got[0]
 
     async def get_end_async(self, key: str, length: int, *, suffix: bool
@@ -340,8 +397,8 @@ class ObjectStore:
             out.append(part[0])
         return out
 
-    def get(self, key: str) -> bytes | None:
-        data = _LoopThread.run(self.get_async(key))
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
+        data = _LoopThread.run(self.get_async(key, max_bytes=max_bytes))
         return None if data is None else bytes(data)
 
 
@@ -353,14 +410,15 @@ _SHARED_LOCK = threading.Lock()
 _SHARED_MAX = 64
 
 
-def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool
-                 ) -> ObjectStore:
+def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool,
+                 max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT) -> ObjectStore:
     """The process's one :class:`ObjectStore` for ``spec`` (see ``ObjectStore.__reduce__``):
     created on first use, then returned to every later unpickling in this process."""
     import hashlib
     import pickle
 
-    digest = hashlib.sha256(pickle.dumps((spec, concurrency, missing_on_403))).digest()
+    digest = hashlib.sha256(pickle.dumps((spec, concurrency, missing_on_403,
+                                          max_bytes_in_flight))).digest()
     with _SHARED_LOCK:
         found = _SHARED.pop(digest, None)
         if found is not None:
@@ -375,6 +433,7 @@ def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool
     else:
         store = ObjectStore(pickle.loads(spec[2]), url=spec[1], concurrency=concurrency,
                             missing_on_403=missing_on_403)
+    store.max_bytes_in_flight = max_bytes_in_flight
     with _SHARED_LOCK:
         store = _SHARED.setdefault(digest, store)
         while len(_SHARED) > _SHARED_MAX:

@@ -29,7 +29,6 @@ are read; wells, fields, labels and series below it are not visited.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.resources
 import json
@@ -42,8 +41,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ngffcore.errors import MetadataError, NotFoundError, StoreError, UnsupportedError
+from ngffcore.fanout import gather_bounded
 from ngffcore.location import open_store
-from ngffcore.metadata import parse_v2, parse_v3
+from ngffcore.limits import MAX_JSON_DEPTH
+from ngffcore.metadata import nests_deeper, parse_v2, parse_v3
 from ngffcore.store import ObjectStore, Store, check_key, run_on_io_loop
 
 __all__ = ["validate", "Problem", "SCHEMA_VERSIONS"]
@@ -265,13 +266,18 @@ class _Checker:
 
     def load_json(self, raw: Any, key: str) -> dict[str, Any] | None:
         """A metadata document, or None after recording why it is unusable."""
+        text = raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw)
         try:
-            doc = json.loads(raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # ValueError: also a >4300-digit int
             self.add("json", f"not valid JSON: {exc}", path=key)
             return None
         if not isinstance(doc, dict):
             self.add("json", f"is not a JSON object but {type(doc).__name__}", path=key)
+            return None
+        if nests_deeper(doc, text, MAX_JSON_DEPTH):
+            # the schema check recurses through the document: refused before it
+            self.add("json", f"nests deeper than {MAX_JSON_DEPTH} levels", path=key)
             return None
         return doc
 
@@ -582,7 +588,7 @@ class _Checker:
         store = self.store
         if isinstance(store, ObjectStore) and len(keys) > 1:
             async def get_all() -> list[Any]:
-                return list(await asyncio.gather(*(store.get_async(k) for k in keys)))
+                return await gather_bounded(store, (store.get_async(k) for k in keys))
             return run_on_io_loop(get_all())
         return [store.get(k) for k in keys]
 

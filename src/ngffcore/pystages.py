@@ -1,0 +1,122 @@
+"""bz2 and lzma, which the C core does not link: decoded in Python, with a bounded output.
+
+A stage never produces more than the bytes the next stage can use (the chunk's size for the
+last one, a compressed-size bound otherwise): a small hostile chunk that declares nothing
+about its decoded size must not be able to grow until memory runs out.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ngffcore.errors import MetadataError
+
+# lzma container formats numcodecs' LZMA accepts (``format`` in its config)
+_LZMA_FORMATS = {
+    lzma.FORMAT_AUTO: "auto", lzma.FORMAT_XZ: "xz", lzma.FORMAT_ALONE: "alone",
+    lzma.FORMAT_RAW: "raw",
+}
+
+
+class StageError(ValueError):
+    """A bz2/lzma stream is malformed, truncated or decodes to too many bytes."""
+
+
+def compressed_bound(n: int) -> int:
+    """A size no compressed form of ``n`` bytes exceeds (as the C core's encoded_bound)."""
+    return n + n // 2 + 65536
+
+
+@dataclass(frozen=True)
+class PythonStage:
+    """One bz2/lzma decode, producing at most ``limit`` bytes (set once the chain is known)."""
+
+    codec: str  # "bz2" or "lzma"
+    lzma_format: int = lzma.FORMAT_AUTO
+    lzma_filters: tuple[dict[str, Any], ...] | None = field(default=None, compare=False)
+    limit: int = -1
+
+    def with_limit(self, limit: int) -> PythonStage:
+        return replace(self, limit=limit)
+
+    def _decompressor(self) -> Any:
+        if self.codec == "bz2":
+            return bz2.BZ2Decompressor()
+        filters = list(self.lzma_filters) if self.lzma_filters is not None else None
+        return lzma.LZMADecompressor(format=self.lzma_format, filters=filters)
+
+    def __call__(self, data: bytes) -> bytes:
+        """Decode ``data`` as ``bz2.decompress`` / ``lzma.decompress`` do (streams back to
+        back, trailing bytes that start no stream ignored), but stop past ``limit`` bytes."""
+        limit = self.limit
+        parts: list[bytes] = []
+        total = streams = 0
+        rest: bytes = bytes(data)
+        while True:
+            dec = self._decompressor()
+            pending = rest
+            try:
+                while not dec.eof:
+                    # one byte more than allowed is enough to know the stream is too long
+                    out = dec.decompress(pending, max_length=limit - total + 1)
+                    pending = b""
+                    total += len(out)
+                    parts.append(out)
+                    if total > limit:
+                        raise StageError(f"decodes to more than {limit} bytes")
+                    if not dec.eof and dec.needs_input:
+                        raise StageError(f"the stream ends early ({total} bytes decoded)")
+            except (OSError, lzma.LZMAError, EOFError) as exc:
+                if streams:
+                    break  # bytes after a complete stream that start no stream: ignored
+                raise StageError(str(exc)) from None
+            streams += 1
+            rest = dec.unused_data
+            if not rest:
+                break
+        return b"".join(parts)
+
+
+def lzma_stage(conf: dict[str, Any], path: str) -> PythonStage:
+    """The lzma stage for numcodecs' LZMA config (v2 compressor or v3 ``numcodecs.lzma``):
+    ``format`` picks the container; ``filters`` matter only for raw streams (an xz or alone
+    header records its own)."""
+    fmt = conf.get("format", lzma.FORMAT_XZ)
+    if fmt is None:
+        fmt = lzma.FORMAT_XZ
+    if isinstance(fmt, bool) or fmt not in _LZMA_FORMATS:
+        raise MetadataError(f"lzma format {fmt!r} is not one of {sorted(_LZMA_FORMATS)}",
+                            path=path)
+    filters = conf.get("filters")
+    if fmt != lzma.FORMAT_RAW:
+        return PythonStage("lzma", lzma_format=fmt)
+    if (not isinstance(filters, list) or not filters
+            or not all(isinstance(f, dict) and isinstance(f.get("id"), int) for f in filters)):
+        raise MetadataError(f"lzma format 3 (raw) needs a list of filters with integer ids, "
+                            f"not {filters!r}", path=path)
+    try:
+        lzma.LZMADecompressor(format=fmt, filters=filters)
+    except (ValueError, TypeError, OverflowError, lzma.LZMAError, MemoryError) as exc:
+        raise MetadataError(f"lzma filters {filters!r} are invalid: {exc}", path=path) from None
+    return PythonStage("lzma", lzma_format=fmt, lzma_filters=tuple(dict(f) for f in filters))
+
+
+def python_stage(name: str, conf: dict[str, Any], path: str) -> PythonStage:
+    """The stage for a bz2/lzma codec name (v2 id, v3 ``numcodecs.*`` name)."""
+    if name in ("bz2", "numcodecs.bz2"):
+        return PythonStage("bz2")
+    return lzma_stage(conf, path)
+
+
+def bound_stages(stages: list[PythonStage], native_out: int) -> tuple[PythonStage, ...]:
+    """Give each stage (decode order) its output limit: ``native_out`` for the last, which
+    feeds the native chain; each earlier one feeds a bz2/lzma stream of the next's output."""
+    out: list[PythonStage] = []
+    limit = native_out
+    for stage in reversed(stages):
+        out.append(stage.with_limit(limit))
+        limit = compressed_bound(limit)
+    return tuple(reversed(out))
