@@ -121,3 +121,26 @@ def test_streams_back_to_back_and_trailing_bytes_as_numcodecs(tmp_path, name):
     np.testing.assert_array_equal(ref, data)
     got = ngffcore.open_array(str(_v2(tmp_path, config, chunk)))[...]
     np.testing.assert_array_equal(got, data, strict=True)
+
+
+def test_lzma_header_declaring_a_huge_dictionary_is_refused(tmp_path):
+    """An lzma "alone" header names its dictionary size (4 bytes at offset 1): liblzma
+    would allocate up to 4 GiB for it before decoding a byte. The decoder's memory limit
+    refuses it; the same stream with its honest dictionary decodes."""
+    data = bytes(range(64))
+    good = bytearray(lzma.compress(data, format=lzma.FORMAT_ALONE))
+    bad = good[:1] + (0xFFFFFFFF).to_bytes(4, "little") + good[5:]
+    conf = {"id": "lzma", "format": 2, "check": -1, "preset": None, "filters": None}
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    assert ngffcore.open_array(str(_v2(tmp_path / "good", conf, bytes(good))))[:].tobytes() == data
+    with pytest.raises(ngffcore.DecodeError, match="(?i)memory") as info:
+        ngffcore.open_array(str(_v2(tmp_path / "bad", conf, bytes(bad))))[:]
+    assert info.value.key == "0"
+
+
+def test_lzma_raw_dictionary_over_the_bound_is_refused_at_open(tmp_path):
+    conf = {"id": "lzma", "format": 3, "check": -1, "preset": None,
+            "filters": [{"id": lzma.FILTER_LZMA2, "dict_size": 3 * 2**30}]}
+    with pytest.raises(ngffcore.MetadataError, match="dict_size"):
+        ngffcore.open_array(str(_v2(tmp_path, conf, b"")))

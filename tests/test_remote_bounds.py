@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import os
+from pathlib import Path
 import threading
 from datetime import timedelta
 
@@ -199,3 +200,35 @@ def test_the_chunk_bound_covers_incompressible_tiny_chunks(tmp_path, compressor)
     stored = max(os.path.getsize(tmp_path / "w" / f"{i}.{j}") for i in (0, 1) for j in (0, 1))
     assert stored > 4 and stored < bound
     assert bound < 2 * 2**20  # and yet a 1 GiB answer for such a chunk is refused
+
+
+@pytest.mark.parametrize("where", ["local", "http"])
+def test_ome_xml_over_its_limit_is_refused_unread(served, tmp_path, monkeypatch, where):
+    """A bioformats2raw container with no series list is read from its OME-XML, bounded by
+    MAX_OME_XML_BYTES from the size the store declares (lowered here: the real limit is
+    the size this server declares)."""
+    from ngffcore import bodies
+
+    monkeypatch.setitem(bodies.METADATA_LIMITS, "METADATA.ome.xml", 2**20)
+    srv, _ = served
+    srv.bloat.clear()
+    srv.sent.clear()
+    root = tmp_path if where == "local" else Path(srv.root)
+    container = root / f"b2r-{where}"
+    (container / "OME").mkdir(parents=True)
+    (container / ".zattrs").write_text('{"bioformats2raw.layout": 3}')
+    (container / ".zgroup").write_text('{"zarr_format": 2}')
+    (container / "OME" / ".zgroup").write_text('{"zarr_format": 2}')
+    xml = container / "OME" / "METADATA.ome.xml"
+    if where == "local":
+        with open(xml, "wb") as f:  # sparse: 8 MiB declared by the file system
+            f.truncate(8 * 2**20)
+        location = str(container)
+    else:
+        srv.bloat.add(f"{container.name}/OME/METADATA.ome.xml")
+        location = f"{srv.url}/{container.name}"
+    with pytest.raises(ngffcore.MetadataError) as info:
+        ngffcore.open(location, **({} if where == "local" else OPTS))
+    assert "METADATA.ome.xml" in str(info.value) and str(2**20) in str(info.value)
+    if where == "http":
+        assert _wait_sent(srv, f"{container.name}/OME/METADATA.ome.xml") < HUGE // 4

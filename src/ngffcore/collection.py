@@ -32,8 +32,6 @@ from ngffcore.multiscales import (
 )
 from ngffcore.store import Store, run_on_io_loop
 
-#: the largest OME-XML document read to count series (a container's XML is metadata only)
-MAX_OME_XML_BYTES = 256 * 2**20
 
 
 class _FieldTemplates:
@@ -322,9 +320,6 @@ async def open_collection_async(store: Store, group: GroupMetadata,
         raise MetadataError("bioformats2raw container without an OME series list or "
                             "OME/METADATA.ome.xml: its series can't be found without "
                             "listing", path=group.url)
-    if len(xml) > MAX_OME_XML_BYTES:
-        raise MetadataError(f"OME/METADATA.ome.xml is {len(xml)} bytes (limit "
-                            f"{MAX_OME_XML_BYTES})", path=group.url)
     names = _series_from_xml(xml, f"{group.url}/OME/METADATA.ome.xml")
     return Collection(store, group, tuple(str(i) for i in range(len(names))), names, xml,
                       cache)

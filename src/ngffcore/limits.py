@@ -13,6 +13,8 @@ MAX_METADATA_BYTES = 64 * 2**20
 #: walk of a document (pickling an array or image, json.dumps, validation) must stay well
 #: inside Python's recursion limit, whatever the caller's own stack depth
 MAX_JSON_DEPTH = 128
+#: largest OME-XML document of a bioformats2raw container (``OME/METADATA.ome.xml``)
+MAX_OME_XML_BYTES = 256 * 2**20
 #: most levels an image may list (real pyramids have ≤ ~20)
 MAX_LEVELS = 256
 #: OME-NGFF versions whose layout ngffcore knows; a document without a version is read by
@@ -54,5 +56,14 @@ def get_max_chunk_bytes() -> int:
     return _max_chunk_bytes
 
 
-__all__ = ["MAX_METADATA_BYTES", "MAX_JSON_DEPTH", "MAX_LEVELS", "KNOWN_VERSIONS",
-           "set_max_read_bytes", "get_max_read_bytes", "set_max_chunk_bytes", "get_max_chunk_bytes"]
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_OME_XML_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_LEVELS",
+    "KNOWN_VERSIONS",
+    "set_max_read_bytes",
+    "get_max_read_bytes",
+    "set_max_chunk_bytes",
+    "get_max_chunk_bytes",
+]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ngffcore.errors import MetadataError
+from ngffcore.limits import get_max_chunk_bytes
 
 # lzma container formats numcodecs' LZMA accepts (``format`` in its config)
 _LZMA_FORMATS = {
@@ -23,6 +24,12 @@ _LZMA_FORMATS = {
 
 class StageError(ValueError):
     """A bz2/lzma stream is malformed, truncated or decodes to too many bytes."""
+
+
+#: liblzma memory a decoder may use beyond the bytes it produces: a dictionary larger than
+#: the output is never needed to decode it, but a header may declare one of up to 4 GiB
+#: (allocated before any output); 128 MiB covers every preset (9: a 64 MiB dictionary)
+LZMA_MEMORY_SLACK = 128 * 2**20
 
 
 def compressed_bound(n: int) -> int:
@@ -45,8 +52,11 @@ class PythonStage:
     def _decompressor(self) -> Any:
         if self.codec == "bz2":
             return bz2.BZ2Decompressor()
-        filters = list(self.lzma_filters) if self.lzma_filters is not None else None
-        return lzma.LZMADecompressor(format=self.lzma_format, filters=filters)
+        if self.lzma_format == lzma.FORMAT_RAW:  # its dictionary was checked at open
+            return lzma.LZMADecompressor(format=lzma.FORMAT_RAW,
+                                         filters=list(self.lzma_filters or ()))
+        return lzma.LZMADecompressor(format=self.lzma_format,
+                                     memlimit=max(self.limit, 0) + LZMA_MEMORY_SLACK)
 
     def __call__(self, data: bytes) -> bytes:
         """Decode ``data`` as ``bz2.decompress`` / ``lzma.decompress`` do (streams back to
@@ -97,6 +107,15 @@ def lzma_stage(conf: dict[str, Any], path: str) -> PythonStage:
             or not all(isinstance(f, dict) and isinstance(f.get("id"), int) for f in filters)):
         raise MetadataError(f"lzma format 3 (raw) needs a list of filters with integer ids, "
                             f"not {filters!r}", path=path)
+    # a raw stream has no header: its dictionary is the one named here (liblzma takes no
+    # memory limit for raw streams), bounded as the other formats' headers are
+    most = get_max_chunk_bytes() + LZMA_MEMORY_SLACK
+    for f in filters:
+        dict_size = f.get("dict_size", 0)
+        if not isinstance(dict_size, int) or isinstance(dict_size, bool) or dict_size > most:
+            raise MetadataError(f"lzma filter dict_size {dict_size!r} is over {most} bytes "
+                                "(the chunk limit, ngffcore.set_max_chunk_bytes, + 128 MiB)",
+                                path=path)
     try:
         lzma.LZMADecompressor(format=fmt, filters=filters)
     except (ValueError, TypeError, OverflowError, lzma.LZMAError, MemoryError) as exc:
