@@ -1,4 +1,4 @@
-"""Channel compositing to RGBA (``ngffcore.render.composite``) against NumPy.
+"""Channel compositing to RGBA (``ngffcore.ome.render.composite``) against NumPy.
 
 Groups ``render/<tile>``: one 512 x 512 tile of 3 channels (seeded noise plus a gradient, so
 values spread over the window) into a preallocated (512, 512, 4) uint8 RGBA array. Rows:
@@ -179,7 +179,7 @@ def numpy_tables(pix: np.ndarray, windows: Any, colors: np.ndarray, inverted: An
 @pytest.mark.parametrize(("tile", "row"), CASES)
 def test_render(benchmark: Any, ngffcore: Any, render_report: Any, tile: str, row: str) -> None:
     from ngffcore import _core
-    from ngffcore.render import composite, parse_color
+    from ngffcore.ome.render import composite, parse_color
 
     dtype, windows, inverted, gamma = TILES[tile]
     pix = make_tile(dtype)

@@ -264,7 +264,7 @@ def test_tiles(benchmark: Any, request: pytest.FixtureRequest, tiles_plugin: til
 
 
 # ---------------------------------------------------------------------------------------------
-# Rendering one tile (when ngffcore.render exists)
+# Rendering one tile (when ngffcore.ome.render exists)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -287,11 +287,11 @@ def test_render(benchmark: Any, tiles_plugin: tiles_report.ReportPlugin, tiles_r
     """One tile composited to RGBA on one native thread: into a new array, or into a reused
     ``out`` (a viewer's tile buffer)."""
     try:
-        import ngffcore.render as render  # type: ignore[import-not-found]
+        import ngffcore.ome.render as render  # type: ignore[import-not-found]
     except ImportError as exc:
         tiles_plugin.notes.append({"group": RENDER_GROUP, "peer": "ngffcore", "status": "skipped",
-                                   "reason": f"ngffcore.render not available ({exc})"})
-        pytest.skip(f"ngffcore.render not available ({exc})")
+                                   "reason": f"ngffcore.ome.render not available ({exc})"})
+        pytest.skip(f"ngffcore.ome.render not available ({exc})")
     ngffcore = bc.import_ngffcore()
     small = bc.small()
     ds = td.DATASETS["v2"]

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 
 #: the verbatim copies of the official OME-NGFF example documents (see PROVENANCE.md there;
-#: shared with tests/test_validate.py)
+#: shared with tests/ome/test_validate.py)
 SPEC_EXAMPLES = Path(__file__).parent / "data" / "ngff-spec"
 
 UM = "micrometer"

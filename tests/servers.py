@@ -35,7 +35,7 @@ class ServerState:
     validators: bool = False  # send ETag and Last-Modified with every object
     log: list[Request] = field(default_factory=list)
     # path -> faults consumed one per request: "500", "503", "403", "401", "reset",
-    # "truncate", "slow:<seconds>"; and (tests/test_faults.py):
+    # "truncate", "slow:<seconds>"; and (tests/store/test_faults.py):
     #   "<status>"          any other 3-digit status (e.g. "502", "504", "429"), empty body
     #   "reset-body"        headers and half the body, then a TCP reset
     #   "stall:<seconds>"   headers and half the body, then a pause, then the rest

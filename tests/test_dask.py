@@ -286,7 +286,7 @@ def test_cluster_workers_share_one_store_and_size_their_pool(data, server, clust
     def probe():
         import os
 
-        import ngffcore.store as st
+        import ngffcore.store.objectstore as st
 
         return (len(st._SHARED), ngffcore.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
 
@@ -454,7 +454,7 @@ def test_same_url_other_endpoint_other_name(data, server):
     chunks = lvl.to_dask().chunks
     names = set()
     for endpoint, secret in [("http://a:1", "x"), ("http://b:1", "x"), ("http://a:1", "y")]:
-        store = ngffcore.store.ObjectStore(None, "s3://bucket/img", options={
+        store = ngffcore.store.objectstore.ObjectStore(None, "s3://bucket/img", options={
             "endpoint": endpoint, "aws_secret_access_key": secret})
         clone = ngffcore.Level(store, lvl.metadata, "s0", "s0", 0, lvl.scale, lvl.translation)
         names.add(dask_name(clone, box, chunks))

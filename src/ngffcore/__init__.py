@@ -7,9 +7,9 @@ GIL released.
 
 from ngffcore import _core
 from ngffcore._core import get_num_threads
-from ngffcore.array import Array, open_array
-from ngffcore.cache import CacheStats, ChunkCache
-from ngffcore.collection import Collection, Plate, Well
+from ngffcore.zarr.array import Array, open_array
+from ngffcore.zarr.cache import CacheStats, ChunkCache
+from ngffcore.ome.collection import Collection, Plate, Well
 from ngffcore.errors import (
     ArgumentError,
     AuthError,
@@ -30,11 +30,11 @@ from ngffcore.limits import (
     set_max_chunk_bytes,
     set_max_read_bytes,
 )
-from ngffcore.image import Image, LabelImage, Level, Region
-from ngffcore.multiscales import Axis, Channel, Window
-from ngffcore.ome import open, open_async
+from ngffcore.ome.image import Image, LabelImage, Level, Region
+from ngffcore.ome.multiscales import Axis, Channel, Window
+from ngffcore.ome.node import open, open_async
 # validate() imports jsonschema only when called: ngffcore itself does not need it
-from ngffcore.validate import Problem, validate
+from ngffcore.ome.validate import Problem, validate
 
 __version__ = "0.1.0"
 

@@ -54,7 +54,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from ngffcore import _core
-from ngffcore.array import Array
+from ngffcore.zarr.array import Array
 
 #: target size of one block (bytes of decoded pixels) when ``chunks`` is not given
 DEFAULT_BLOCK_BYTES = 64 * 2**20

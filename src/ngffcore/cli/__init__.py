@@ -1,0 +1,1 @@
+"""The ``ngffcore`` command line."""

@@ -1,0 +1,115 @@
+"""Locations (paths, URLs, obstore stores) → a store rooted at the array or group."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ngffcore.errors import ArgumentError
+from ngffcore.store.redirects import check_allow_redirects, guard_options
+from ngffcore.store.local import LocalStore
+from ngffcore.store.objectstore import ObjectStore
+from ngffcore.store.protocol import Store
+
+REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "http", "https")
+
+# Bounded by default: a viewer wants an error within seconds, not obstore's 3-minute budget.
+DEFAULT_RETRY = {"max_retries": 3, "retry_timeout": timedelta(seconds=30),
+                 "backoff": {"init_backoff": timedelta(milliseconds=100),
+                             "max_backoff": timedelta(seconds=5), "base": 2}}
+DEFAULT_CLIENT = {"timeout": "30s", "connect_timeout": "5s"}
+
+
+def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
+                   ) -> tuple[dict[str, Any], str | None]:
+    """Our defaults under the caller's options (the caller's always win), and the store's
+    redirect guard token (None when unguarded). Plain HTTP is allowed when the caller named
+    it: an ``http://`` location or endpoint. Unless ``allow_redirects=True``, a store whose
+    host is known (an ``http(s)://`` location, or an ``endpoint``) refuses redirects to
+    another host (see ``ngffcore.store.redirects``)."""
+    options = dict(options)
+    allow_redirects = bool(options.pop("allow_redirects", False))
+    options.setdefault("retry_config", DEFAULT_RETRY)
+    client = {**DEFAULT_CLIENT, **(options.get("client_options") or {})}
+    endpoint = str(options.get("endpoint", ""))
+    if scheme == "http" or endpoint.startswith("http://"):
+        client.setdefault("allow_http", True)
+    token = None
+    if allow_redirects:
+        check_allow_redirects(options)
+    else:
+        host = urlparse(endpoint).hostname if endpoint else (
+            urlparse(url).hostname if scheme in ("http", "https") else None)
+        client, token = guard_options(host, client)
+    options["client_options"] = client
+    return options, token
+
+
+def _local_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - {"follow_external_links"})
+    if unknown:
+        raise TypeError(f"local paths take no store options but follow_external_links: "
+                        f"{unknown}")
+    return options
+
+
+def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = False,
+               max_bytes_in_flight: int | None = None, **store_options: Any) -> Store:
+    """A store rooted at ``location``: a local path, ``file://`` URL, ``s3://``, ``gs://``,
+    ``az://``, ``http(s)://`` URL, or an obstore store object. ``concurrency`` bounds requests
+    in flight per read; ``missing_on_403`` reads objects answered 403 as missing (for buckets
+    that hide existence; off by default). ``max_bytes_in_flight`` bounds the bytes one read
+    holds received and not yet decoded (default 512 MiB; a response waits for room before
+    its body is read, and one object larger than the bound is read alone); local stores
+    ignore it. ``allow_redirects=True`` lets a remote store follow
+    redirects to other hosts (refused by default; not combinable with custom headers or S3
+    session tokens, which obstore would forward). Other ``store_options`` go to obstore
+    (endpoint, region, credentials, ``skip_signature``, ``client_options``, ``retry_config``,
+    …).
+
+    A local path or ``file://`` URL takes one option, ``follow_external_links`` (default
+    False): whether symbolic links inside it may lead outside it (by default reading through
+    one raises :class:`ngffcore.StoreError`; links that stay inside always work)."""
+    if isinstance(location, (LocalStore, ObjectStore)):
+        return location
+    store = _open_store(location, concurrency, missing_on_403, store_options)
+    if max_bytes_in_flight is not None and isinstance(store, ObjectStore):
+        if (isinstance(max_bytes_in_flight, bool) or not isinstance(max_bytes_in_flight, int)
+                or max_bytes_in_flight <= 0):
+            raise ArgumentError(f"max_bytes_in_flight must be a positive int, not "
+                                f"{max_bytes_in_flight!r}")
+        store.max_bytes_in_flight = max_bytes_in_flight
+    return store
+
+
+def _open_store(location: Any, concurrency: int, missing_on_403: bool,
+                store_options: dict[str, Any]) -> Store:
+    if type(location).__module__.startswith("obstore"):
+        return ObjectStore(location, url=repr(location), concurrency=concurrency,
+                           missing_on_403=missing_on_403)
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
+    if not isinstance(location, str):
+        raise TypeError(f"location must be a path, URL or obstore store, not "
+                        f"{type(location).__name__}")
+    if "://" not in location:
+        return LocalStore(location, **_local_options(store_options))
+    parsed = urlparse(location)
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file URL {location!r} names a remote host")
+        return LocalStore(unquote(parsed.path), **_local_options(store_options))
+    if scheme in REMOTE_SCHEMES:
+        from obstore.store import from_url
+
+        # the caller's options are remembered (not ours): a pickled store re-opens from them
+        url = location.rstrip("/")
+        obstore_options, guard = _with_defaults(scheme, store_options, url)
+        return ObjectStore(from_url(url, **obstore_options), url=url,
+                           concurrency=concurrency, missing_on_403=missing_on_403,
+                           options=store_options, redirect_guard=guard)
+    raise ValueError(f"unsupported location scheme {scheme!r} (supported: file, "
+                     f"{', '.join(REMOTE_SCHEMES)})")

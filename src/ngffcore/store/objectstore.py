@@ -1,0 +1,248 @@
+"""``ObjectStore``: any obstore store (S3, GCS, Azure, HTTP, …), and the process's shared
+stores re-created by unpickling.
+
+A store never sends a HEAD or LIST: a missing object is learnt from the GET that wanted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from ngffcore.errors import AuthError, StoreError
+from ngffcore.store.bodies import body_limit, too_large
+from ngffcore.store.ioloop import DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel, read_body, track
+from ngffcore.store.ioloop import LoopThread as _LoopThread
+from ngffcore.store.keys import check_key
+from ngffcore.store.redirects import refused_target
+from ngffcore.store.retry import RetryPolicy
+from ngffcore.store.stats import RequestStats
+
+
+class ObjectStore:
+    """Any obstore store (S3, GCS, Azure, HTTP, …). Thread-safe; usable from any event loop.
+
+    ``concurrency`` bounds requests in flight per read; ``missing_on_403`` reads objects
+    answered 403 as missing (buckets that hide existence), off by default.
+    """
+
+    #: bytes one read may hold received and not yet decoded (a single larger object still
+    #: goes through, alone): ``open_store(..., max_bytes_in_flight=)``
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
+
+    def __init__(self, store: Any, url: str, concurrency: int = 64,
+                 missing_on_403: bool = False, *, options: dict[str, Any] | None = None,
+                 redirect_guard: str | None = None) -> None:
+        self.store = store
+        self.url = url
+        self.concurrency = concurrency
+        self.missing_on_403 = missing_on_403
+        self.stats = RequestStats()
+        # the store options (credentials among them) this store was opened from a URL with,
+        # or None for a store made from an obstore object; only pickles carry them, never
+        # repr, str, task names or messages
+        self._options = None if options is None else dict(options)
+        self._retry_policy = RetryPolicy.of(store)
+        # this store's token at the redirect trap (ngffcore.store.redirects), None when unguarded
+        self._redirect_guard = redirect_guard
+        from obstore.store import AzureStore
+
+        #: whether a shard index at the end can be asked for with one suffix range GET
+        #: (obstore's Azure client refuses suffix ranges: Azure Blob Storage has none)
+        self.suffix_ranges = not isinstance(store, AzureStore)
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    @property
+    def identity(self) -> Hashable:
+        """What selects the bytes this store serves (hashable; decoded-chunk cache keys
+        start with it): its URL and options, or its obstore object's configuration, with
+        secrets only as a salted digest (see ``identity.object_store_identity``)."""
+        if "_identity" not in self.__dict__:
+            from ngffcore.store.identity import object_store_identity
+
+            self.__dict__["_identity"] = object_store_identity(self)
+        return self.__dict__["_identity"]  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as how to re-open: the URL and store options it was opened with, or the
+        obstore store object it wraps (obstore stores pickle their configuration). The
+        unpickled store is created once per process and shared (:func:`shared_store`), so a
+        worker builds one HTTP client per store, not one per task. Request counters do not
+        travel."""
+        if self._options is not None:
+            spec: tuple[Any, ...] = ("url", self.url, self._options)
+        else:
+            import pickle
+
+            spec = ("obstore", self.url, pickle.dumps(self.store))
+        return (shared_store, (spec, self.concurrency, self.missing_on_403,
+                               self.max_bytes_in_flight))
+
+    def local_path(self, key: str) -> None:
+        return None
+
+    def _error(self, key: str, exc: Exception, retries: int = 0) -> StoreError:
+        from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+        if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
+            return AuthError(f"access to {self.url}/{key} was refused: {exc}", key=key)
+        target = refused_target(self._redirect_guard, exc)
+        if target is not None:
+            return StoreError(f"{self.url}/{key} redirected to {target}, another host: refused "
+                              "(open the store with allow_redirects=True to follow)", key=key)
+        after = f" (body failed {retries + 1} times)" if retries else ""
+        return StoreError(f"cannot read {self.url}/{key}{after}: {exc}", key=key)
+
+    async def _request(self, key: str, kind: str, options: Any, max_bytes: int | None = None
+                       ) -> tuple[Any, int] | None:
+        """One GET; (body as a bytes-like object, object size) or None if missing.
+
+        A body longer than ``max_bytes`` is refused from the length the response declares,
+        before it is read (obstore refuses a response that declares none, and stops a body
+        at its declared length); the count received is checked again after.
+
+        obstore retries 5xx answers, resets and timeouts only until the response headers
+        arrive. A body that fails after them (reset mid-body, cut short, stalled past the
+        timeout) is retried here by sending the GET again, within the same store's
+        ``retry_config`` (``max_retries``, backoff, ``retry_timeout``), so a flaky network
+        costs a retry, not a failed read."""
+        import obstore
+        from obstore.exceptions import NotFoundError as ObsNotFound
+        from obstore.exceptions import PermissionDeniedError
+
+        check_key(key)
+        t0 = time.perf_counter()
+        body_retries = 0
+        while True:
+            t1 = time.perf_counter()
+            try:
+                result = await track(obstore.get_async(self.store, key, options=options))
+            except (ObsNotFound, FileNotFoundError):
+                self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t1})
+                return None
+            except PermissionDeniedError as exc:
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                if self.missing_on_403:
+                    return None
+                raise self._error(key, exc) from exc
+            except Exception as exc:  # obstore raises many kinds; all become StoreError
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                raise self._error(key, exc) from exc
+            if max_bytes is not None:
+                start, stop = result.range
+                if stop - start > max_bytes:
+                    # dropping the unread result closes the connection: the body never comes
+                    # (deleted here, or the raised error's traceback would keep it open)
+                    del result
+                    self.stats.add(**{kind: 1, "errors": 1,
+                                      "seconds": time.perf_counter() - t1})
+                    raise too_large(self.url, key, stop - start, max_bytes, declared=True)
+            try:
+                # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
+                data: Any = await read_body(result)
+            except Exception as exc:
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
+                if delay is None:
+                    raise self._error(key, exc, retries=body_retries) from exc
+                body_retries += 1
+                self.stats.add(retries=1)
+                await asyncio.sleep(delay)
+                continue
+            self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t1})
+            if max_bytes is not None and len(data) > max_bytes:
+                raise too_large(self.url, key, len(data), max_bytes, declared=False)
+            return data, int(result.meta["size"])
+
+    async def get_async(self, key: str, *, max_bytes: int | None = None) -> Any:
+        """The whole object as a bytes-like object, or None if it does not exist. A response
+        declaring more than ``max_bytes`` (for a metadata document: more than the metadata
+        limit) is refused before its body is read."""
+        got = await self._request(key, "get", None, body_limit(key, max_bytes))
+        return None if got is None else got[0]
+
+    async def get_end_async(self, key: str, length: int, *, suffix: bool
+                            ) -> tuple[bytes, int] | None:
+        """The last (``suffix``) or first ``length`` bytes and the object's size, from one
+        ranged GET (the response carries the size: no HEAD).
+
+        Azure Blob Storage does not accept suffix ranges (``bytes=-n``; obstore's Azure client
+        refuses them before sending): on an ``AzureStore`` the size comes from a 1-byte ranged
+        GET and the end from a second ranged GET (two round trips instead of one; no HEAD)."""
+        if not suffix:
+            return await self._request(key, "range_get", {"range": (0, length)})
+        if self.suffix_ranges:
+            return await self._request(key, "suffix_get", {"range": {"suffix": length}})
+        first = await self._request(key, "range_get", {"range": (0, 1)})
+        if first is None:
+            return None
+        size = first[1]
+        if size <= 1:
+            return first
+        got = await self._request(key, "range_get", {"range": (max(0, size - length), size)})
+        if got is None:
+            raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+        return got
+
+    async def get_ranges_async(self, key: str, ranges: Sequence[tuple[int, int]]
+                               ) -> list[Any]:
+        """Bytes of each ``(start, length)`` of one object, one ranged GET per range. Nearby
+        ranges are merged by the caller (see ``coalesce``)."""
+        parts = await gather_or_cancel(*(
+            self._request(key, "range_get", {"range": (start, start + length)})
+            for start, length in ranges))
+        out = []
+        for (start, length), part in zip(ranges, parts):
+            if part is None:
+                raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+            out.append(part[0])
+        return out
+
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
+        data = _LoopThread.run(self.get_async(key, max_bytes=max_bytes))
+        return None if data is None else bytes(data)
+
+
+#: stores re-created by unpickling, by a digest of how they were opened (bounded LRU)
+_SHARED: dict[bytes, ObjectStore] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 64
+
+
+def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool,
+                 max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT) -> ObjectStore:
+    """The process's one :class:`ObjectStore` for ``spec`` (see ``ObjectStore.__reduce__``):
+    created on first use, then returned to every later unpickling in this process."""
+    import hashlib
+    import pickle
+
+    digest = hashlib.sha256(pickle.dumps((spec, concurrency, missing_on_403,
+                                          max_bytes_in_flight))).digest()
+    with _SHARED_LOCK:
+        found = _SHARED.pop(digest, None)
+        if found is not None:
+            _SHARED[digest] = found  # most recently used last
+            return found
+    if spec[0] == "url":
+        from ngffcore.store.location import open_store
+
+        store = open_store(spec[1], concurrency=concurrency, missing_on_403=missing_on_403,
+                           **spec[2])
+        assert isinstance(store, ObjectStore)
+    else:
+        store = ObjectStore(pickle.loads(spec[2]), url=spec[1], concurrency=concurrency,
+                            missing_on_403=missing_on_403)
+    store.max_bytes_in_flight = max_bytes_in_flight
+    with _SHARED_LOCK:
+        store = _SHARED.setdefault(digest, store)
+        while len(_SHARED) > _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+    return store
+
+
+__all__ = ["ObjectStore", "shared_store"]

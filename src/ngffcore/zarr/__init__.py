@@ -1,0 +1,1 @@
+"""The Zarr array layer: metadata, codec chains, the chunk plan, sharding, the chunk pipeline, the decoded-chunk cache, ``Array``."""
