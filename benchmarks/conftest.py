@@ -20,6 +20,8 @@ from typing import Any, Callable
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the HTTP servers are the tests' (tests/servers.py): one server module for both
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import local_suite as bc  # noqa: E402
 import make_data  # noqa: E402

@@ -46,13 +46,15 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # servers.py
 
 import local_suite as bc  # noqa: E402
+from prefetch import prefetch  # noqa: E402
 import remote_data as rd  # noqa: E402
 import remote_suite as rs  # noqa: E402
 import tiles_data as td  # noqa: E402
 import tiles_suite as tsu  # noqa: E402
-from remote_server import ServerProcess  # noqa: E402
+from servers import ServerProcess  # noqa: E402
 
 HTTP: Any = {"allow_http": True}
 LATENCY = 0.020
@@ -104,7 +106,7 @@ def remote_cpu(rounds: int = 9) -> list[str]:
     w = rs._workloads()["v2-roi"]
     root = rd.ensure_remote_data()
     local = ngffcore.open_array(str(root / "v2.zarr"))
-    prep = local._prefetch(w.sel)
+    prep = prefetch(local, w.sel)
     out = np.empty(prep.shape, local.dtype)
     prep.run(out)
     dec = []

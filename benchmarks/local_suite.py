@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 import make_data
+from prefetch import prefetch
 
 #: Threads every reader is allowed (ngffcore pool, zarr executor/async limit, zarrs rayon pool,
 #: tensorstore data-copy and file-io concurrency). The machine the suite was written for has 2.
@@ -174,7 +175,7 @@ def group_name(dataset: str, workload: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 #: Rows of every read group, in display order. ``limit`` is ngffcore's native decode + scatter of
-#: chunks already in memory (``_prefetch`` not timed, ``prep.run(out)`` timed).
+#: chunks already in memory (``prefetch.prefetch`` not timed, ``prep.run(out)`` timed).
 PEERS = ("limit", "ngffcore", "ngffcore_out", "tensorstore", "zarrs", "zarr")
 NGFF_PEERS = ("limit", "ngffcore", "ngffcore_out")
 
@@ -284,7 +285,7 @@ def make_runner(peer: str, arr: Any, wl: Workload, shape: tuple[int, ...]) -> Ru
     single = len(sels) == 1
 
     if peer == "limit":
-        preps = [arr._prefetch(s) for s in sels]  # not timed: reads every chunk's bytes
+        preps = [prefetch(arr, s) for s in sels]  # not timed: reads every chunk's bytes
         outs = [np.empty(p.shape, arr.dtype) for p in preps]
         if single:
             p0, o0 = preps[0], outs[0]

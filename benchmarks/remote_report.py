@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from remote_server import describe_server
+from servers import describe_server
 from report import _md_table, fmt_ratio, fmt_time
 
 from remote_suite import PEER_TITLES

@@ -1,6 +1,6 @@
 """Shared pieces of the remote-read benchmarks: settings, workloads, peers, limit, replay.
 
-Used by ``test_bench_remote.py``. Every peer reads the same HTTP server (``remote_server``), which
+Used by ``test_bench_remote.py``. Every peer reads the same HTTP server (``servers.ServerProcess``), which
 serves ``benchmarks/data/remote/`` with an injected per-request latency; see the module
 docstring of ``test_bench_remote.py`` and ``benchmarks/README.md``.
 """
@@ -19,8 +19,10 @@ from typing import Any, Callable
 import numpy as np
 
 import local_suite as bc
+from prefetch import prefetch
 import remote_data as rd
-from remote_server import LoggedRequest, split_waves
+from request_log import split_waves
+from servers import Request
 
 #: Requests in flight, for every peer that has such a knob (ngffcore ``concurrency``, zarr-python
 #: ``async.concurrency``, tensorstore ``http_request_concurrency``).
@@ -309,11 +311,11 @@ def is_metadata(path: str) -> bool:
 
 
 def decode_seconds(wl: RemoteWorkload) -> float:
-    """Median of ``prep.run(out)`` after ``prep = a._prefetch(sel)`` on the array opened from
+    """Median of ``prep.run(out)`` after ``prep = prefetch(a, sel)`` on the array opened from
     disk: ngffcore's decode + scatter of the chunk bytes, no I/O, ``set_num_threads(2)``."""
     ngffcore = bc.import_ngffcore()
     arr = ngffcore.open_array(str(wl.spec.path))
-    prep = arr._prefetch(wl.sel)
+    prep = prefetch(arr, wl.sel)
     out = np.empty(prep.shape, arr.dtype)
     prep.run(out)  # warm
     times = []
@@ -336,7 +338,7 @@ class Limit:
         return self.rounds * self.latency + self.decode
 
 
-def limit_for(wl: RemoteWorkload, log: list[LoggedRequest], latency: float, decode: float) -> Limit:
+def limit_for(wl: RemoteWorkload, log: list[Request], latency: float, decode: float) -> Limit:
     """Round trips the request structure needs, with ``CONCURRENCY`` requests per round trip;
     request counts from ngffcore's run (server log).
 
@@ -374,7 +376,7 @@ def limit_for(wl: RemoteWorkload, log: list[LoggedRequest], latency: float, deco
 # ---------------------------------------------------------------------------------------------
 
 
-def _options(r: LoggedRequest) -> Any:
+def _options(r: Request) -> Any:
     if not r.range:
         return None
     spec = r.range.strip().removeprefix("bytes=")
@@ -386,7 +388,7 @@ def _options(r: LoggedRequest) -> Any:
     return {"range": (int(a), int(b) + 1)}
 
 
-def replay_seconds(base_url: str, log: list[LoggedRequest], latency: float) -> float:
+def replay_seconds(base_url: str, log: list[Request], latency: float) -> float:
     """Median time to send the same requests as ``log`` in the same sequential waves (each wave
     all at once, up to ``CONCURRENCY``), reading the bodies and nothing else: what this server
     and the HTTP client cost for ngffcore's request structure, without decode or planning."""
@@ -396,7 +398,7 @@ def replay_seconds(base_url: str, log: list[LoggedRequest], latency: float) -> f
     store = HTTPStore.from_url(base_url, client_options=HTTP_OPTIONS)
     waves = split_waves(log, latency)
 
-    async def one(r: LoggedRequest, sem: asyncio.Semaphore) -> None:
+    async def one(r: Request, sem: asyncio.Semaphore) -> None:
         async with sem:
             try:
                 res = await obstore.get_async(store, r.path.lstrip("/"), options=_options(r))
@@ -426,7 +428,7 @@ def replay_seconds(base_url: str, log: list[LoggedRequest], latency: float) -> f
 @dataclass
 class GroupInfo:
     reference: np.ndarray
-    ngff_log: list[LoggedRequest]
+    ngff_log: list[Request]
     limit: Limit
     replay: float
     extra: dict[str, Any] = field(default_factory=dict)

@@ -31,7 +31,7 @@ over the outermost axis of each):
 
 **Schedulers**: ``threads`` (dask's threaded scheduler, 2 threads) and ``cluster``
 (``distributed.LocalCluster``, 2 worker processes x 1 thread; the client gathers the result).
-**HTTP**: ``remote_server.ServerProcess`` (``latency_server.LatencyServer`` by default, in a child
+**HTTP**: ``servers.ServerProcess`` (``servers.LatencyServer`` by default, in a child
 process, 20 ms slept per request, HEAD answered); it shares the 2 cores.
 
 **Rows** (``ENGINES``): ``ngffcore`` (``img.to_dask(0)``: default 64 MiB blocks and the
@@ -66,7 +66,7 @@ import pytest
 import local_suite as bc
 import make_data
 import tiles_data as td
-from remote_server import ServerProcess
+from servers import ServerProcess
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")

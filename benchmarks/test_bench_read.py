@@ -3,7 +3,7 @@
 Groups are ``<dataset label>/<workload>``; rows (``extra_info["peer"]``):
 
 * ``limit``         ngffcore's native decode + scatter of chunk bytes already in memory
-                    (``prep = a._prefetch(sel)`` untimed, ``prep.run(out)`` timed)
+                    (``prep = prefetch(a, sel)`` untimed, ``prep.run(out)`` timed)
 * ``ngffcore``      ``a[sel]``
 * ``ngffcore_out``  ``a.read(sel, out=preallocated)``
 * ``tensorstore``   ``t[sel].read().result()``

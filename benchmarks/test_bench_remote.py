@@ -1,9 +1,9 @@
 """Remote reads over HTTP: ngffcore against its peers at 20 ms and 100 ms per-request latency.
 
 A child process serves ``benchmarks/data/remote/`` (128 MiB volume, Zarr v2 blosc-zstd and Zarr v3
-sharded; ``remote_data.py``) with ``remote_server.py``'s server (``latency_server.LatencyServer`` by
+sharded; ``remote_data.py``) with ``tests/servers.py``'s server (``servers.LatencyServer`` by
 default), which sleeps the injected latency in each request's own thread (requests in flight overlap, like round trips to an
-object store) and logs every request (``remote_server.py``).
+object store) and logs every request (``servers.ServerProcess``).
 
 Groups are ``remote <latency>ms/<workload>`` (``remote_suite.WORKLOADS``); rows
 (``extra_info["peer"]``, ``remote_suite.PEERS``): ngffcore, ngffcore without a format hint
@@ -35,7 +35,8 @@ import pytest
 import local_suite as bc
 import remote_suite as rc
 import remote_data as rd
-from remote_server import ServerProcess, summarize
+from request_log import summarize
+from servers import ServerProcess
 
 CASES = [
     pytest.param(lat, key, peer, id=f"{key}-{lat}ms-{peer}",

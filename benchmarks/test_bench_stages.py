@@ -4,7 +4,7 @@ Groups ``stages/<dataset label>`` (ngffcore only; ``roi`` is the unaligned ~64-c
 ``test_bench_read.py``, ``tile`` one unaligned 256x256 tile of one plane):
 
 * ``plan_roi`` / ``plan_tile``  ``a._plan(sel)``: selection -> chunks, boxes, keys; no reading
-* ``fetch_roi``                 ``a._prefetch(sel)``: plan + read every needed chunk's bytes
+* ``fetch_roi``                 ``prefetch(a, sel)``: plan + read every needed chunk's bytes
 * ``decode_roi``                ``prep.run(out)``: native decode + scatter of in-memory bytes
                                 (the ``limit`` row of the read benchmarks)
 * ``scatter_fill_roi``          ``a.read(roi, out=out)`` on an array with no chunk objects at all:
@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 import local_suite as bc
+from prefetch import prefetch
 import make_data
 
 DATASETS = list(make_data.DATASETS)
@@ -75,10 +76,10 @@ def test_stage(benchmark: Any, ngffcore: Any, arrays: Any, is_small: bool, datas
     elif stage == "plan_tile":
         fn, chunks, note, iters = (lambda: a._plan(tile)), tile_chunks, "a._plan(tile)", bc.STAGE_ITERATIONS
     elif stage == "fetch_roi":
-        fn, chunks, note = (lambda: a._prefetch(roi)), roi_chunks, "a._prefetch(roi): plan + chunk bytes"
+        fn, chunks, note = (lambda: prefetch(a, roi)), roi_chunks, "prefetch(a, roi): plan + chunk bytes"
         rounds = bc.rounds_for(10)
     elif stage == "decode_roi":
-        prep = a._prefetch(roi)
+        prep = prefetch(a, roi)
         out = np.empty(prep.shape, a.dtype)
         keep += [prep, out]
         fn, chunks, note = (lambda: prep.run(out)), roi_chunks, "prep.run(out): decode + scatter (limit)"

@@ -9,7 +9,7 @@ Run::
 
 Data: ``tiles_data.py`` (3 x 16384 x 16384 uint8 H&E-like slide, 5 levels, chunks 512, OME-NGFF
 0.4 / Zarr v2 planar, 0.4 with 3-channel chunks, 0.5 / Zarr v3 planar), generated on first use.
-HTTP: ``remote_server.ServerProcess`` (by default ``latency_server.LatencyServer`` in a child
+HTTP: ``servers.ServerProcess`` (by default ``servers.LatencyServer`` in a child
 process, latency slept per request, requests logged).
 
 Groups ``tiles <where>/<dataset>/<pass>``, rows ``extra_info["peer"]`` = the engine. One pytest
@@ -32,7 +32,7 @@ alive would make every tile's output fresh memory: on this VM a first write cost
 HTTP the server log of each timed tile gives its requests and sequential waves (round trips).
 
 Each group also carries (``extra_info``) the per-tile ``limit`` — ngffcore's native decode of the
-tile's chunk bytes already in memory (``level._prefetch(sel)`` then ``prep.run(out)``, fastest of
+tile's chunk bytes already in memory (``prefetch(level, sel)`` then ``prep.run(out)``, fastest of
 7), plus one round trip over HTTP — and, over HTTP, ``replay``: the tile's chunk objects fetched
 all at once with bare obstore, bodies read and dropped (this server + client, no decode).
 
@@ -54,7 +54,8 @@ import local_suite as bc
 import tiles_data as td
 import tiles_report
 import tiles_suite as ts
-from remote_server import ServerProcess, summarize
+from request_log import summarize
+from servers import ServerProcess
 
 CASES = [
     pytest.param(ds, where, pass_, eng, id=f"{ds}-{where}-{pass_}-{eng}",

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from remote_server import describe_server
-from report import _md_table, fmt_time, rows_from_json, rows_from_session
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
+from servers import describe_server  # noqa: E402
+from report import _md_table, fmt_time, rows_from_json, rows_from_session  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-tiles-report"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -236,13 +237,13 @@ def _explain(extra: dict[str, Any], lat: float | None) -> list[str]:
                "again after the first pass. zarr-python and ome-zarr-py have no decoded-chunk cache: their warm "
                "pass is the same reads again (files in the OS page cache, HTTP connections open).")
     out.append("* `limit` (cold rows): per tile, ngffcore's native decode + scatter of the tile's chunk bytes "
-               "already in memory (`level._prefetch(sel)` untimed, `prep.run(out)` timed, fastest of 7, "
+               "already in memory (`prefetch(level, sel)` untimed, `prep.run(out)` timed, fastest of 7, "
                f"{extra.get('threads')} threads)" + (f", plus one round trip ({lat:g} ms) over HTTP" if lat else "")
                + ". `replay` (HTTP): the tile's chunk objects fetched all at once with bare obstore, bodies read "
                "and dropped, median of 3 — what this test server and an HTTP client cost for one round "
                "trip of these requests, without planning or decoding.")
     if lat:
-        out.append(f"* HTTP: {describe_server()} (`remote_server.py`), "
+        out.append(f"* HTTP: {describe_server()}, "
                    f"{lat:g} ms slept per request in its own thread (requests in flight overlap), "
                    "`TCP_NODELAY`, HEAD answered. It runs on the same 2 cores as the reader. `requests/tile` and "
                    "`round trips/tile` come from its log (a request arriving more than latency/2 after the "

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import local_suite as bc
+from prefetch import prefetch
 import tiles_data as td
 
 #: Tiles per pass, tile edge, and the seed of their positions.
@@ -374,14 +375,14 @@ def reference(ds: td.TileDataset, small: bool, ts: tuple[Tile, ...]) -> list[np.
 
 def decode_seconds(ds: td.TileDataset, small: bool, ts: tuple[Tile, ...]) -> list[float]:
     """Per tile: the fastest of ``LIMIT_REPEATS`` runs of ``prep.run(out)`` after ``prep =
-    level._prefetch(sel)`` — ngffcore's native decode + scatter of the tile's chunk bytes already
+    prefetch(level, sel)`` — ngffcore's native decode + scatter of the tile's chunk bytes already
     in memory (all channels, one call, ``THREADS`` threads). The fastest, not the median: a bound
     should not carry the noise of a shared machine."""
     ngffcore = bc.import_ngffcore()
     img = ngffcore.open(str(ds.path(small)), zarr_format=ds.zarr_format, cache=False)
     out = []
     for t in ts:
-        prep = img.levels[t.level]._prefetch(t.sel)
+        prep = prefetch(img.levels[t.level], t.sel)
         buf = np.empty(prep.shape, np.uint8)
         prep.run(buf)
         times = []

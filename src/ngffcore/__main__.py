@@ -1,5 +1,5 @@
 """``python -m ngffcore``: the ``ngffcore`` command line."""
 
-from ngffcore.cli.main import main
+from ngffcore.cli import main
 
 raise SystemExit(main())

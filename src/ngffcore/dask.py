@@ -25,7 +25,7 @@ a worker thread holds one block (plus its reduction) at a time. dask's own defau
 ``chunks=`` overrides the block shape: one entry per axis, each a multiple of the grid (or
 at least the axis length, or -1 / None: the whole axis), or dask-style explicit block sizes
 per axis whose boundaries all lie on grid lines (or a single int for every axis). Anything
-else raises ``ValueError``.
+else raises :class:`ngffcore.ArgumentError` (a ``ValueError``).
 
 **Names.** Task names are ``ngffcore-<token>``, the token a hash of the store URL (user
 info, query and fragment removed) with the non-secret settings that locate it (endpoint,
@@ -54,12 +54,13 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from ngffcore import _core
+from ngffcore.errors import ArgumentError, SelectionError
 from ngffcore.zarr.array import Array
+from ngffcore.zarr.grid import Box, cells_spanned, cut
+from ngffcore.zarr.plan import normalize_selection
 
 #: target size of one block (bytes of decoded pixels) when ``chunks`` is not given
 DEFAULT_BLOCK_BYTES = 64 * 2**20
-
-Box = tuple[tuple[int, int], ...]
 
 
 # -- blocks --------------------------------------------------------------------------------
@@ -75,13 +76,13 @@ def default_block_shape(array: Array, box: Box | None = None,
     storage grid, possibly larger than the box along axes taken whole."""
     target = DEFAULT_BLOCK_BYTES if block_bytes is None else int(block_bytes)
     if target < 1:
-        raise ValueError(f"block_bytes must be positive, not {block_bytes!r}")
+        raise ArgumentError(f"block_bytes must be positive, not {block_bytes!r}")
     box = _full_box(array) if box is None else box
     grid = storage_grid(array)
     extent = [b - a for a, b in box]
     if 0 in extent:
         return grid
-    cells = [-(-b // g) - a // g for (a, b), g in zip(box, grid)]
+    cells = [cells_spanned(a, b, g) for (a, b), g in zip(box, grid)]
     block = list(grid)
     itemsize = array.dtype.itemsize
     for k in range(len(block)):
@@ -115,10 +116,10 @@ def block_chunks(array: Array, box: Box | None = None, chunks: Any = None,
     elif isinstance(chunks, (tuple, list)):
         block = tuple(chunks)
     else:
-        raise ValueError(f"chunks must be None, an int or one entry per axis, not "
+        raise ArgumentError(f"chunks must be None, an int or one entry per axis, not "
                          f"{chunks!r}")
     if len(block) != ndim:
-        raise ValueError(f"chunks {chunks!r} has {len(block)} entries; the array has "
+        raise ArgumentError(f"chunks {chunks!r} has {len(block)} entries; the array has "
                          f"{ndim} axes")
     out = []
     for k, (b, g, n, (a, z)) in enumerate(zip(block, grid, shape, box)):
@@ -128,11 +129,11 @@ def block_chunks(array: Array, box: Box | None = None, chunks: Any = None,
         if b is None or (isinstance(b, (int, np.integer)) and b == -1):
             b = max(n, 1)
         if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ValueError(f"chunks[{k}] = {b!r}: expected a positive int, -1 or None, or "
+            raise ArgumentError(f"chunks[{k}] = {b!r}: expected a positive int, -1 or None, or "
                              f"a tuple of block sizes")
         b = int(b)
         if b % g and b < n:
-            raise ValueError(f"chunks[{k}] = {b} is not a multiple of the storage grid "
+            raise ArgumentError(f"chunks[{k}] = {b} is not a multiple of the storage grid "
                              f"({g} along axis {k}: {_grid_name(array)} {grid}); blocks "
                              f"may not split a chunk or shard")
         out.append(_sizes(a, z, b))
@@ -141,25 +142,22 @@ def block_chunks(array: Array, box: Box | None = None, chunks: Any = None,
 
 def _sizes(a: int, z: int, b: int) -> tuple[int, ...]:
     """Sizes of the blocks of ``[a, z)`` cut at the multiples of ``b``."""
-    if z <= a:
-        return (0,)
-    cuts = [a, *range((a // b + 1) * b, z, b), z]
-    return tuple(y - x for x, y in zip(cuts, cuts[1:]))
+    return tuple(y - x for x, y in cut(a, z, b)) or (0,)
 
 
 def _explicit_sizes(k: int, sizes: Any, g: int, n: int, a: int, z: int) -> tuple[int, ...]:
     try:
         sizes = tuple(operator.index(s) for s in sizes)
     except TypeError:
-        raise ValueError(f"chunks[{k}] = {sizes!r}: block sizes must be ints") from None
+        raise ArgumentError(f"chunks[{k}] = {sizes!r}: block sizes must be ints") from None
     if any(s < 0 for s in sizes) or sum(sizes) != z - a:
-        raise ValueError(f"chunks[{k}] = {sizes!r} must be non-negative and sum to the "
+        raise ArgumentError(f"chunks[{k}] = {sizes!r} must be non-negative and sum to the "
                          f"axis extent {z - a}")
     edge = a
     for s in sizes[:-1]:
         edge += s
         if edge % g and edge not in (a, z, n):
-            raise ValueError(f"chunks[{k}] = {sizes!r}: a block boundary at {edge} splits "
+            raise ArgumentError(f"chunks[{k}] = {sizes!r}: a block boundary at {edge} splits "
                              f"a chunk or shard of the storage grid ({g} along axis {k})")
     return sizes if sizes else (0,)
 
@@ -251,61 +249,59 @@ class BlockSource:
 
     def _selection(self, index: Any) -> tuple[tuple[slice, ...], tuple[Any, ...] | None]:
         """The absolute bounding box to read (step-1 slices, no axis dropped) and the numpy
-        index that takes ``index``'s result from it (None: the box is the result)."""
-        if not isinstance(index, tuple):
-            index = (index,)
-        if any(i is Ellipsis for i in index):
-            at = next(j for j, i in enumerate(index) if i is Ellipsis)
-            fill = self.ndim - (len(index) - 1)
-            index = index[:at] + (slice(None),) * fill + index[at + 1:]
-        if len(index) > self.ndim:
-            raise IndexError(f"too many indices ({len(index)}) for {self.ndim} axes")
-        index = index + (slice(None),) * (self.ndim - len(index))
-        sel: list[slice] = []
-        post: list[Any] = []
-        for ix, n, off in zip(index, self.shape, self.offset):
-            if isinstance(ix, slice):
-                r = range(*ix.indices(n))
-                if len(r) == 0:
-                    sel.append(slice(off, off))
-                    post.append(slice(None))
-                else:
-                    lo = min(r[0], r[-1])
-                    sel.append(slice(off + lo, off + max(r[0], r[-1]) + 1))
-                    # the box spans exactly the slice's first..last element
-                    post.append(slice(None, None, r.step))
+        index that takes ``index``'s result from it (None: the box is the result).
+
+        The basic part (ints, step-1 slices, ``...``) is the array's own selection rule
+        (:func:`ngffcore.zarr.plan.normalize_selection`); stepped slices and index arrays,
+        which dask fuses into the getter, stand in as whole axes there and are narrowed
+        to their bounding interval here."""
+        items = index if isinstance(index, tuple) else (index,)
+        basic = tuple(slice(None) if _is_fancy(ix) else ix for ix in items)
+        sel = normalize_selection(basic, self.shape)
+        start, stop = list(sel.start), list(sel.stop)
+        post: list[Any] = [0 if d else slice(None) for d in sel.dropped]
+        at = next((k for k, ix in enumerate(items) if ix is Ellipsis), None)
+        for k, ix in enumerate(items):
+            if not _is_fancy(ix):
                 continue
-            if isinstance(ix, (list, np.ndarray)):  # dask fuses integer-array indexing
-                arr = np.asarray(ix)
-                if arr.dtype == bool:
-                    if arr.ndim != 1 or len(arr) != n:
-                        raise IndexError(f"boolean index of shape {arr.shape} for an axis "
-                                         f"of length {n}")
-                    arr = np.flatnonzero(arr)
-                if arr.dtype.kind not in "iu" and arr.size:
-                    raise IndexError(f"arrays used as indices must be integers, not "
-                                     f"{arr.dtype}")
-                arr = arr.astype(np.int64)
-                if arr.size and (arr.min() < -n or arr.max() >= n):
-                    raise IndexError(f"index out of range for an axis of length {n}")
-                arr = arr % n if n else arr
-                lo = int(arr.min()) if arr.size else 0
-                hi = int(arr.max()) + 1 if arr.size else 0
-                sel.append(slice(off + lo, off + hi))
-                post.append(arr - lo)
-                continue
-            try:
-                i = operator.index(ix)
-            except TypeError:
-                raise IndexError(f"ngffcore blocks take ints, slices, integer arrays and "
-                                 f"..., not {ix!r}") from None
-            if not -n <= i < n:
-                raise IndexError(f"index {i} out of range for an axis of length {n}")
-            i %= n
-            sel.append(slice(off + i, off + i + 1))
-            post.append(0)
+            axis = k if at is None or k < at else self.ndim - (len(items) - k)
+            start[axis], stop[axis], post[axis] = _fancy_axis(ix, self.shape[axis])
+        box = tuple(slice(off + a, off + b) for off, a, b in zip(self.offset, start, stop))
         whole = all(isinstance(p, slice) and p == slice(None) for p in post)
-        return tuple(sel), None if whole else tuple(post)
+        return box, None if whole else tuple(post)
+
+
+def _is_fancy(ix: Any) -> bool:
+    """An index item beyond basic step-1 indexing: an index array or a stepped slice."""
+    if isinstance(ix, slice):
+        return ix.step is not None and ix.step != 1
+    return isinstance(ix, (list, np.ndarray))
+
+
+def _fancy_axis(ix: Any, n: int) -> tuple[int, int, Any]:
+    """The interval ``[lo, hi)`` of an axis of ``n`` that a stepped slice or an index array
+    touches, and the index taking its elements from that interval."""
+    if isinstance(ix, slice):
+        r = range(*ix.indices(n))
+        if len(r) == 0:
+            return 0, 0, slice(None)
+        # the interval spans exactly the slice's first..last element
+        return min(r[0], r[-1]), max(r[0], r[-1]) + 1, slice(None, None, r.step)
+    arr = np.asarray(ix)
+    if arr.dtype == bool:
+        if arr.ndim != 1 or len(arr) != n:
+            raise SelectionError(f"boolean index of shape {arr.shape} for an axis "
+                                 f"of length {n}")
+        arr = np.flatnonzero(arr)
+    if arr.dtype.kind not in "iu" and arr.size:
+        raise SelectionError(f"arrays used as indices must be integers, not {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < -n or arr.max() >= n):
+        raise SelectionError(f"index out of range for an axis of length {n}")
+    arr = arr % n if n else arr
+    lo = int(arr.min()) if arr.size else 0
+    hi = int(arr.max()) + 1 if arr.size else 0
+    return lo, hi, arr - lo
 
 
 #: the native pool size this process's dask tasks settled on (None: not decided yet)
@@ -385,7 +381,7 @@ def to_dask(array: Array, chunks: Any = None, *, block_bytes: int | None = None,
     box = tuple((int(a), int(b)) for a, b in box)
     if len(box) != array.ndim or any(not 0 <= a <= b <= n
                                      for (a, b), n in zip(box, array.shape)):
-        raise ValueError(f"box {box} does not lie inside the array's shape {array.shape}")
+        raise ArgumentError(f"box {box} does not lie inside the array's shape {array.shape}")
     sizes = block_chunks(array, box, chunks, block_bytes)
     source = BlockSource(array, tuple(a for a, _ in box), tuple(b - a for a, b in box))
     # fancy=True: dask fuses later slicing (and integer-array indexing) into the getter only

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 
+from ngffcore.errors import ArgumentError
+
 #: largest metadata document parsed (zarr.json, .zarray, .zattrs): 64 MiB
 MAX_METADATA_BYTES = 64 * 2**20
 #: deepest nesting of a metadata document. Real metadata nests < 10 levels; every recursive
@@ -30,7 +32,7 @@ def set_max_read_bytes(n: int) -> None:
     """Largest output (in bytes) one read may allocate or fill; default 64 GiB. A read asking
     for more raises :class:`ngffcore.ReadLimitError` before allocating anything."""
     if not isinstance(n, int) or n < 0:
-        raise ValueError("max read bytes must be an int >= 0")
+        raise ArgumentError("max read bytes must be an int >= 0")
     global _max_read_bytes
     with _lock:
         _max_read_bytes = n
@@ -46,7 +48,7 @@ def set_max_chunk_bytes(n: int) -> None:
     chunk, whatever the read wants of it, so a hostile ``zarr.json`` declaring a huge chunk
     raises :class:`ngffcore.MetadataError` instead. Arrays already open keep working."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError("max chunk bytes must be an int >= 0")
+        raise ArgumentError("max chunk bytes must be an int >= 0")
     global _max_chunk_bytes
     with _lock:
         _max_chunk_bytes = n

@@ -19,7 +19,9 @@ import pytest
 import zarr
 
 import ngffcore
-from ngffcore.cli.main import Progress, main, slab_boxes, store_option
+from ngffcore.cli.common import Progress, store_option
+from ngffcore.cli.main import main
+from ngffcore.zarr.grid import slab_boxes
 from servers import RangeServer
 
 with warnings.catch_warnings():

@@ -317,6 +317,12 @@ def test_two_multiscales(lib, version):
     assert len(img.multiscales) == 2
     assert [m["name"] for m in img.multiscales] == ["first", "second"]
     assert [lvl.path for lvl in img.levels] == ["a/0", "a/1"]
+    # two names for two paths: the dataset path (== path) and the array's path in its store
+    assert [lvl.dataset_path for lvl in img.levels] == ["a/0", "a/1"]
+    assert [lvl.store_path for lvl in img.levels] == [img.path + "/a/0" if img.path else "a/0",
+                                                      img.path + "/a/1" if img.path else "a/1"]
+    assert [lvl.index for lvl in img.levels] == [0, 1]
+    assert img.multiscale_index == img.index == 0
     # literal: dataset (0.5, t 1,2) then multiscale (scale 2, translation −5, 7)
     assert img.levels[0].scale == _approx((1.0, 1.0))
     assert img.levels[0].translation == _approx((-3.0, 11.0))
@@ -327,6 +333,7 @@ def test_two_multiscales(lib, version):
     other = ngffcore.open(str(first.path), multiscale=1)
     assert isinstance(other, ngffcore.Image)
     assert other.name == "second"
+    assert other.multiscale_index == other.index == 1
     assert [lvl.path for lvl in other.levels] == ["b/0"]
     assert other.levels[0].shape == second.levels[0].shape == (12, 10)
     assert other.levels[0].scale == _approx((3.0, 3.0))

@@ -712,11 +712,12 @@ def test_packaged_schemas_resolve_offline() -> None:
     from referencing.exceptions import Unresolvable
 
     module = importlib.import_module("ngffcore.ome.validate")
+    schemas = importlib.import_module("ngffcore.ome.validate_schema")
     root = importlib.resources.files("ngffcore") / "schemas"
     names = {v: sorted(e.name[:-7] for e in (root / v).iterdir() if e.name.endswith(".schema"))
              for v in module.SCHEMA_VERSIONS}
     assert len(names["0.4"]) == 10 and len(names["0.5"]) == 12
-    registry = module._registry()
+    registry = schemas.registry()
     for version, files in names.items():
         for name in files:
             schema = registry.contents(f"https://ngff.openmicroscopy.org/{version}/schemas/"

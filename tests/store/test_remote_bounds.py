@@ -22,7 +22,7 @@ from zarr.codecs import BytesCodec, ShardingCodec, ZstdCodec
 
 import ngffcore
 from ngffcore.limits import MAX_METADATA_BYTES
-from ngffcore.zarr.remote import max_object_bytes
+from ngffcore.zarr.source import max_object_bytes
 
 OPTS = {"client_options": {"allow_http": True},
         "retry_config": {"max_retries": 0, "retry_timeout": timedelta(seconds=5)}}

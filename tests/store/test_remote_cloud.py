@@ -12,8 +12,6 @@ shard-index requests each service accepts.
 
 from __future__ import annotations
 
-import json
-
 import numcodecs
 import numpy as np
 import pytest
@@ -51,14 +49,6 @@ def server(served):
     return srv, root
 
 
-def _options(scheme: str, srv: RangeServer) -> dict:
-    if scheme == "gs":
-        key = {"gcs_base_url": srv.url, "disable_oauth": True, "client_email": "",
-               "private_key": "", "private_key_id": ""}
-        return {"service_account_key": json.dumps(key), "client_options": {"allow_http": True}}
-    return {"endpoint": srv.url, "account_name": "devstoreaccount1", "skip_signature": True}
-
-
 def _reference(root, name, sel):
     return np.asarray(zarr.open_array(root / "bucket" / name, mode="r")[sel])
 
@@ -67,10 +57,10 @@ SCHEMES = ["gs", "az"]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_v2_roi_is_one_get_per_chunk(server, scheme):
+def test_v2_roi_is_one_get_per_chunk(server, scheme, cloud_options):
     srv, root = server
     a = ngffcore.open_array(f"{scheme}://bucket/v2.zarr", zarr_format=2,
-                            **_options(scheme, srv))
+                            **cloud_options(scheme, srv.url))
     assert [r.path for r in srv.state.requests()] == ["/bucket/v2.zarr/.zarray"]
     srv.state.clear()
     before = a.stats.snapshot()
@@ -84,9 +74,9 @@ def test_v2_roi_is_one_get_per_chunk(server, scheme):
     assert after["get"] - before["get"] == 9 and after["not_found"] - before["not_found"] == 3
 
 
-def test_gs_sharded_roi_uses_a_suffix_range_for_the_index(server):
+def test_gs_sharded_roi_uses_a_suffix_range_for_the_index(server, cloud_options):
     srv, root = server
-    a = ngffcore.open_array("gs://bucket/sh.zarr", **_options("gs", srv))
+    a = ngffcore.open_array("gs://bucket/sh.zarr", **cloud_options("gs", srv.url))
     srv.state.clear()
     sel = (slice(4, 12), slice(4, 12))  # one shard, 2 x 2 of its 4 x 4 inner chunks
     planned = a.plan(sel)
@@ -98,11 +88,11 @@ def test_gs_sharded_roi_uses_a_suffix_range_for_the_index(server):
     assert reqs[1].range is not None and not reqs[1].range.startswith("bytes=-")
 
 
-def test_az_sharded_roi_learns_the_size_without_a_head(server):
+def test_az_sharded_roi_learns_the_size_without_a_head(server, cloud_options):
     """Azure Blob Storage refuses suffix ranges: the index at the end costs a 1-byte ranged
     GET (for the size) and a ranged GET of the index; then the data ranges. Never a HEAD."""
     srv, root = server
-    a = ngffcore.open_array("az://bucket/sh.zarr", **_options("az", srv))
+    a = ngffcore.open_array("az://bucket/sh.zarr", **cloud_options("az", srv.url))
     srv.state.clear()
     before = a.stats.snapshot()
     sel = (slice(4, 12), slice(4, 12))  # one shard, 2 x 2 of its 4 x 4 inner chunks
@@ -126,26 +116,26 @@ def test_az_sharded_roi_learns_the_size_without_a_head(server):
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_whole_array_reads_match(server, scheme):
+def test_whole_array_reads_match(server, scheme, cloud_options):
     srv, root = server
     for name in ("v2.zarr", "sh.zarr"):
-        a = ngffcore.open_array(f"{scheme}://bucket/{name}", **_options(scheme, srv))
+        a = ngffcore.open_array(f"{scheme}://bucket/{name}", **cloud_options(scheme, srv.url))
         assert np.array_equal(a[...], _reference(root, name, Ellipsis))
     assert not srv.state.requests("HEAD")
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_missing_array_is_not_found(server, scheme):
+def test_missing_array_is_not_found(server, scheme, cloud_options):
     srv, _ = server
     with pytest.raises(ngffcore.NotFoundError, match="nothing.zarr"):
-        ngffcore.open_array(f"{scheme}://bucket/nothing.zarr", **_options(scheme, srv))
+        ngffcore.open_array(f"{scheme}://bucket/nothing.zarr", **cloud_options(scheme, srv.url))
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_credentials_stay_out_of_messages(server, scheme):
+def test_credentials_stay_out_of_messages(server, scheme, cloud_options):
     """A failed read names the object, never the service-account key or account key."""
     srv, _ = server
-    options = _options(scheme, srv)
+    options = cloud_options(scheme, srv.url)
     if scheme == "az":
         options = {**options, "skip_signature": False,
                    "access_key": "c2VjcmV0LWFjY291bnQta2V5LWRvLW5vdC1wcmludA=="}

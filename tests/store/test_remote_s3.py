@@ -4,11 +4,6 @@ used as a real HTTP S3 endpoint (not an in-process mock)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numcodecs
 import numpy as np
@@ -24,52 +19,25 @@ boto3 = pytest.importorskip("boto3")
 BUCKET = "ngff-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("moto server did not start")
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")
-        client.create_bucket(Bucket=BUCKET)
-        root = tmp_path_factory.mktemp("s3src")
-        rng = np.random.default_rng(3)
-        v2 = zarr.create_array(root / "v2", shape=(30, 40), chunks=(8, 8), dtype="<i4",
-                               zarr_format=2, compressors=numcodecs.Zstd(), fill_value=-5)
-        v2[:20] = rng.integers(-1000, 1000, (20, 40))
-        v3 = zarr.create_array(root / "v3", shape=(32, 32), chunks=(16, 16), dtype="float64",
-                               serializer=ShardingCodec(chunk_shape=(4, 4),
-                                                        codecs=[BytesCodec(), ZstdCodec()]),
-                               compressors=None, fill_value=np.nan)
-        v3[:, :20] = rng.normal(size=(32, 20))
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                path = os.path.join(dirpath, name)
-                client.upload_file(path, BUCKET, os.path.relpath(path, root))
-        options = dict(endpoint=endpoint, region="us-east-1", access_key_id="test",
-                       secret_access_key="test", client_options={"allow_http": True})
-        yield root, options
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def s3(moto_s3, tmp_path_factory):
+    _, client, options = moto_s3
+    client.create_bucket(Bucket=BUCKET)
+    root = tmp_path_factory.mktemp("s3src")
+    rng = np.random.default_rng(3)
+    v2 = zarr.create_array(root / "v2", shape=(30, 40), chunks=(8, 8), dtype="<i4",
+                           zarr_format=2, compressors=numcodecs.Zstd(), fill_value=-5)
+    v2[:20] = rng.integers(-1000, 1000, (20, 40))
+    v3 = zarr.create_array(root / "v3", shape=(32, 32), chunks=(16, 16), dtype="float64",
+                           serializer=ShardingCodec(chunk_shape=(4, 4),
+                                                    codecs=[BytesCodec(), ZstdCodec()]),
+                           compressors=None, fill_value=np.nan)
+    v3[:, :20] = rng.normal(size=(32, 20))
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            client.upload_file(path, BUCKET, os.path.relpath(path, root))
+    return root, options
 
 
 @pytest.mark.parametrize("name,sel", [

@@ -9,11 +9,6 @@ zarr-python reads of the source arrays), in either order, and its own requests g
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import timedelta
 
 import numpy as np
@@ -31,27 +26,9 @@ KEY = "test"
 SECRET = "s3cr3t-value-never-in-a-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _moto(root, seed: int):
+def _moto(start_moto, root, seed: int) -> str:
     """A moto S3 server holding ``root/img`` (written with ``seed``) under ``BUCKET``."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.terminate()
-        pytest.fail("moto server did not start")
+    endpoint = start_moto()
     z = zarr.create_array(str(root / "img"), shape=(24, 40), chunks=(8, 8), dtype="uint16",
                           fill_value=0)
     z[...] = np.random.default_rng(seed).integers(1, 60000, (24, 40))
@@ -64,25 +41,18 @@ def _moto(root, seed: int):
             # readable without credentials: the second tenant signs nothing
             client.upload_file(path, BUCKET, os.path.relpath(path, root),
                                ExtraArgs={"ACL": "public-read"})
-    return proc, endpoint
+    return endpoint
 
 
 @pytest.fixture(scope="module")
-def two_endpoints(tmp_path_factory):
-    started = []
-    try:
-        out = []
-        for seed in (1, 2):
-            root = tmp_path_factory.mktemp(f"tenant{seed}")
-            proc, endpoint = _moto(root, seed)
-            started.append(proc)
-            out.append((endpoint, zarr.open_array(str(root / "img"), mode="r")[...]))
-        assert not np.array_equal(out[0][1], out[1][1])
-        yield out
-    finally:
-        for proc in started:
-            proc.terminate()
-            proc.wait(timeout=10)
+def two_endpoints(start_moto, tmp_path_factory):
+    out = []
+    for seed in (1, 2):
+        root = tmp_path_factory.mktemp(f"tenant{seed}")
+        endpoint = _moto(start_moto, root, seed)
+        out.append((endpoint, zarr.open_array(str(root / "img"), mode="r")[...]))
+    assert not np.array_equal(out[0][1], out[1][1])
+    return out
 
 
 def _private(endpoint: str) -> dict:

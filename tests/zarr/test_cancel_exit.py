@@ -33,7 +33,7 @@ from zarr.codecs import BytesCodec, ShardingCodec
 
 import ngffcore
 import tile_writers as tw
-from ngffcore.zarr import remote
+from ngffcore.zarr import pipeline
 from servers import RangeServer
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -79,14 +79,17 @@ def _reference(root: Path, name: str, sel: Any = Ellipsis) -> np.ndarray:
 
 
 class _Peak:
-    """Replaces ``remote._Budget`` with a subclass recording the most bytes ever held."""
+    """Replaces ``pipeline.Budget`` with a subclass recording the most bytes ever held."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.peak = 0
         self.limits: list[int] = []
         recorder = self
 
-        class Recording(remote._Budget):
+        self.lowest = 0
+        self.budgets: list[pipeline.Budget] = []
+
+        class Recording(pipeline.Budget):
             @property
             def held(self) -> int:
                 return self._held
@@ -95,19 +98,21 @@ class _Peak:
             def held(self, value: int) -> None:
                 self._held = value
                 recorder.peak = max(recorder.peak, value)
+                recorder.lowest = min(recorder.lowest, value)
 
             def __init__(self, limit: int) -> None:
                 recorder.limits.append(limit)
+                recorder.budgets.append(self)
                 super().__init__(limit)
 
-        monkeypatch.setattr(remote, "_Budget", Recording)
+        monkeypatch.setattr(pipeline, "Budget", Recording)
 
 
 def _slow_decode(monkeypatch: pytest.MonkeyPatch, seconds: float,
                  started: threading.Event | None = None) -> None:
     """Every decode batch of a remote read waits ``seconds`` before writing (so responses
     pile up, or a cancellation lands while a batch is in the core)."""
-    real = remote._core.decode_batch
+    real = pipeline._core.decode_batch
 
     def slow(*args: Any) -> Any:
         if started is not None:
@@ -115,7 +120,7 @@ def _slow_decode(monkeypatch: pytest.MonkeyPatch, seconds: float,
         time.sleep(seconds)
         return real(*args)
 
-    monkeypatch.setattr(remote._core, "decode_batch", slow)
+    monkeypatch.setattr(pipeline._core, "decode_batch", slow)
 
 
 @pytest.mark.parametrize("limit", [256 * 1024, 1024])
@@ -129,6 +134,27 @@ def test_bytes_in_flight_bound_holds_for_chunk_gets(root, server, monkeypatch, l
     chunk = 128 * 128 * 2
     # a 1 KiB bound is smaller than one chunk: the chunks still come, one at a time
     assert 0 < peak.peak <= max(limit, chunk), peak.peak
+
+
+@pytest.mark.parametrize("name", ["plain", "sharded"])
+def test_bytes_in_flight_accounting_of_a_memory_store(root, monkeypatch, name):
+    """A store whose bodies are in memory takes their room too: what a read gives back as
+    chunks are decoded is what it took (never below zero, all of it back at the end), and
+    the bound holds."""
+    from ngffcore.store.memory import MemoryStore
+
+    store = MemoryStore()
+    base = root / name
+    for path in sorted(base.rglob("*")):
+        if path.is_file():
+            asyncio.run(store.put(path.relative_to(base).as_posix(), path.read_bytes()))
+    store.max_bytes_in_flight = 256 * 1024  # type: ignore[attr-defined]
+    peak = _Peak(monkeypatch)
+    _slow_decode(monkeypatch, 0.005)
+    got = ngffcore.open_array(store)[...]
+    np.testing.assert_array_equal(got, _reference(root, name), strict=True)
+    assert peak.lowest == 0 and all(b.held == 0 for b in peak.budgets)
+    assert 0 < peak.peak <= 256 * 1024 + 128 * 128 * 2, peak.peak
 
 
 def test_bytes_in_flight_bound_holds_for_shards(root, server, monkeypatch):

@@ -30,7 +30,8 @@ from ngffcore.ome.multiscales import (
     parse_plate,
     parse_well,
 )
-from ngffcore.store.protocol import Store
+from ngffcore.store.protocol import Store, get_data
+from ngffcore.store.sync import run_sync
 from ngffcore.store.ioloop import run_on_io_loop
 
 
@@ -259,7 +260,8 @@ class Collection:
     def ome_xml(self) -> str | None:
         """``OME/METADATA.ome.xml`` as text, or None if the container has none."""
         if self._xml is None:
-            self._xml = self._store.get(self._group.child_path("OME/METADATA.ome.xml")) or b""
+            self._xml = run_sync(self._store, get_data(
+                self._store, self._group.child_path("OME/METADATA.ome.xml"))) or b""
         return bytes(self._xml).decode("utf-8", "replace") if self._xml else None
 
     @property
@@ -316,7 +318,7 @@ async def open_collection_async(store: Store, group: GroupMetadata,
         return Collection(store, group, tuple(s.strip("/") for s in series), None,
                           cache=cache)
     key = group.child_path("OME/METADATA.ome.xml")
-    xml = await store.get_async(key)
+    xml = await get_data(store, key)
     if xml is None:
         raise MetadataError("bioformats2raw container without an OME series list or "
                             "OME/METADATA.ome.xml: its series can't be found without "

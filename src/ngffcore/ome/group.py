@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ngffcore.errors import MetadataError, NotFoundError
+from ngffcore.errors import ArgumentError, MetadataError, NotFoundError
 from ngffcore.zarr.metadata import parse_json
-from ngffcore.store.protocol import Store
+from ngffcore.store.protocol import Store, get_data
 
 #: keys whose presence makes a group an OME-Zarr node of some kind
 OME_KEYS = ("multiscales", "plate", "well", "labels", "bioformats2raw.layout", "series",
@@ -81,6 +81,12 @@ def _from_v3(doc: dict[str, Any], url: str, path: str) -> GroupMetadata:
                          is_array=doc.get("node_type") == "array")
 
 
+def check_zarr_format(zarr_format: int | None) -> None:
+    """A ``zarr_format`` argument: 2, 3 or None (probe), else ArgumentError."""
+    if zarr_format not in (None, 2, 3):
+        raise ArgumentError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
+
+
 async def read_group_async(store: Store, path: str, zarr_format: int | None = None
                            ) -> GroupMetadata:
     """The metadata of the group at ``path`` in ``store``.
@@ -89,16 +95,15 @@ async def read_group_async(store: Store, path: str, zarr_format: int | None = No
     2 or 3 asks for that format's document only. A v2 group needs only ``.zattrs``: its
     ``.zgroup`` says nothing OME-Zarr needs, so it is never read.
     """
-    if zarr_format not in (None, 2, 3):
-        raise ValueError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
+    check_zarr_format(zarr_format)
     prefix = f"{path}/" if path else ""
     url = f"{store.url}/{path}" if path else store.url
     if zarr_format in (None, 3):
-        raw = await store.get_async(prefix + "zarr.json")
+        raw = await get_data(store, prefix + "zarr.json")
         if raw is not None:
             return _from_v3(parse_json(raw, f"{url}/zarr.json"), url, path)
     if zarr_format in (None, 2):
-        raw = await store.get_async(prefix + ".zattrs")
+        raw = await get_data(store, prefix + ".zattrs")
         if raw is not None:
             attrs = parse_json(raw, f"{url}/.zattrs")
             return GroupMetadata(2, url, path, attrs, attrs)
@@ -132,5 +137,5 @@ async def child_group_async(store: Store, parent: GroupMetadata, name: str) -> G
                          group.is_array)
 
 
-__all__ = ["GroupMetadata", "read_group_async", "child_group_async", "consolidated_child",
-           "OME_KEYS"]
+__all__ = ["GroupMetadata", "check_zarr_format", "read_group_async", "child_group_async",
+           "consolidated_child", "OME_KEYS"]

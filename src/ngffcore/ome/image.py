@@ -1,5 +1,8 @@
-"""Multiscale images: :class:`Image` (levels, axes, channels, labels), :class:`Level` (an
-:class:`Array` with its place in physical space) and reads of physical regions.
+"""Multiscale images: :class:`Image` (levels, axes, channels, labels; reads of physical
+regions, tiles and their rendering) and :func:`open_image_async`, which builds one from its
+group's metadata. The levels are :class:`Level` (``ome/level.py``); the image's geometry
+(axis roles, default plane, channel and level checks) is its :class:`Geometry`
+(``ome/geometry.py``).
 
 An image's metadata is read once, at open: the group document, then every level's array
 metadata concurrently (or from consolidated metadata, or from a plate's first field). Images
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from ngffcore.zarr.array import Array
 from ngffcore.zarr.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, SelectionError
 from ngffcore.store.fanout import gather_bounded
+from ngffcore.ome.geometry import Geometry
 from ngffcore.ome.group import GroupMetadata, child_group_async, consolidated_child
 from ngffcore.zarr.metadata import ArrayMetadata, parse_v3
 from ngffcore.ome.multiscales import (
@@ -33,49 +36,12 @@ from ngffcore.ome.multiscales import (
     parse_label_names,
     parse_multiscales,
 )
+from ngffcore.ome.level import Level, Region
 from ngffcore.ome.region import Interval, axis_box, choose_level, region_intervals
-from ngffcore.store.objectstore import ObjectStore
 from ngffcore.store.stats import RequestStats
 from ngffcore.store.protocol import Store
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.ome.tile import TileRequest
-
-
-class Level(Array):
-    """One resolution level of an :class:`Image`: an :class:`Array` (same read API) plus its
-    ``path`` in the image group, ``index`` (0 = finest) and per-axis ``scale`` (physical size
-    of a pixel) and ``translation`` (physical position of pixel 0's centre), composed from
-    the dataset's and the multiscale's coordinate transformations."""
-
-    __slots__ = ("_dataset_path", "index", "scale", "translation")
-
-    def __init__(self, store: Store, meta: ArrayMetadata, key_path: str, dataset_path: str,
-                 index: int, scale: tuple[float, ...], translation: tuple[float, ...]) -> None:
-        super().__init__(store, meta, key_path)
-        self._dataset_path = dataset_path
-        self.index = index
-        self.scale = scale
-        self.translation = translation
-
-    @property
-    def path(self) -> str:
-        """The dataset path, relative to the image group (e.g. "s1")."""
-        return self._dataset_path
-
-
-@dataclass(frozen=True)
-class Region:
-    """Pixels of a region read by :meth:`Image.read_region`.
-
-    ``data`` has one axis per image axis; ``box`` is the half-open pixel box read on level
-    ``level`` (``(start, stop)`` per axis); ``origin`` the physical coordinate of the first
-    pixel's centre per axis; ``pixel_size`` the level's scale."""
-
-    data: np.ndarray
-    level: int
-    box: tuple[tuple[int, int], ...]
-    origin: tuple[float, ...]
-    pixel_size: tuple[float, ...]
 
 
 class Image:
@@ -84,7 +50,8 @@ class Image:
     ``levels`` are finest first. ``axes``, ``name``, ``version`` describe the multiscale used
     (the group's first unless another was asked for); ``metadata`` is the group's raw
     attributes; ``channels`` come from ``omero``; ``labels`` maps label names to
-    :class:`LabelImage` (read on first use).
+    :class:`LabelImage` (read on first use). ``geometry`` says where the t/c/z/y/x axes are,
+    the default plane and the channel count, and checks level and channel indexes.
     """
 
     def __init__(self, store: Store, group: GroupMetadata, multiscales: tuple[Multiscale, ...],
@@ -99,6 +66,8 @@ class Image:
         self._ms = multiscales[index]
         self.levels = levels
         self.channels: tuple[Channel, ...] = parse_channels(group.ome)
+        #: where the t/c/z/y/x axes are, the default plane, channel and level checks
+        self.geometry = Geometry.of(self._ms.axes, [lvl.shape for lvl in levels], group.ome)
         self._labels: dict[str, LabelImage] | None = None
         self._labels_lock = threading.Lock()
 
@@ -156,12 +125,19 @@ class Image:
 
     @property
     def multiscales(self) -> tuple[dict[str, Any], ...]:
-        """Every multiscale of the group, raw; this image reads ``multiscales[index]``."""
+        """Every multiscale of the group, raw; this image reads
+        ``multiscales[multiscale_index]``."""
         return tuple(ms.raw for ms in self._multiscales)
 
     @property
+    def multiscale_index(self) -> int:
+        """Which of the group's multiscales this image reads (not a level: levels have
+        :attr:`Level.index`)."""
+        return self._ms.index
+
+    @property
     def index(self) -> int:
-        """Which of the group's multiscales this image reads."""
+        """The same as :attr:`multiscale_index` (the older name)."""
         return self._ms.index
 
     @property
@@ -188,8 +164,9 @@ class Image:
 
     @property
     def stats(self) -> RequestStats | None:
-        """Requests sent by this image's store (None for local stores)."""
-        return self._store.stats if isinstance(self._store, ObjectStore) else None
+        """Requests sent by this image's store; None for a store that sends none (local,
+        memory: its ``inline`` coroutines never wait on a network)."""
+        return None if self._store.inline else self._store.stats
 
     def __repr__(self) -> str:
         axes = "".join(a.name for a in self.axes)
@@ -255,10 +232,7 @@ class Image:
             raise SelectionError("give a resolution or a level, not both")
         if level is None:
             level = 0 if resolution is None else self.level_for(resolution)
-        if not -len(self.levels) <= level < len(self.levels):
-            raise SelectionError(f"level {level} out of range: the image has "
-                                 f"{len(self.levels)} levels")
-        level %= len(self.levels)
+        level = self.geometry.check_level(level)
         lvl = self.levels[level]
         intervals = region_intervals(self.axes, region, center, size)
         box = tuple(axis_box(iv, s, t, n) for iv, s, t, n in
@@ -301,9 +275,10 @@ class Image:
              z: int | None = None, channels: Sequence[int] | None = None) -> np.ndarray:
         """Tile ``(row, col)`` of a grid of ``size``×``size`` pixel tiles over ``level``'s
         y/x plane (edge tiles clipped): ``(channels, h, w)`` pixels. ``t``/``z`` are plane
-        indices (default: omero's ``defaultT``/``defaultZ``, else 0); ``channels`` indices
-        (default all). Every channel's chunk requests are in flight together; chunks come
-        from and go to ``self.cache``. Thread-safe."""
+        indices (default: ``geometry.default_plane``, omero's ``defaultT``/``defaultZ`` when
+        within the axis, else 0); ``channels`` indices (default all). Every channel's chunk
+        requests are in flight together; chunks come from and go to ``self.cache``.
+        Thread-safe."""
         return self._tile_request(level, row, col, size, t, z, channels).read(self.cache)
 
     async def tile_async(self, level: int, row: int, col: int, *, size: int = 512,
@@ -379,19 +354,13 @@ class Image:
 
     def _yx_boxes(self, box: tuple[tuple[int, int], ...]
                   ) -> tuple[tuple[int, int], tuple[int, int]]:
-        names = [a.name.lower() for a in self.axes]
-        if "y" not in names or "x" not in names:
-            raise SelectionError(f"the image has no y and x axes to render ({names})")
-        return box[names.index("y")], box[names.index("x")]
-
-    def _n_channels(self) -> int:
-        names = [a.name.lower() for a in self.axes]
-        return self.shape[names.index("c")] if "c" in names else 1
+        y, x = self.geometry.yx("render")
+        return box[y], box[x]
 
     def _drawn_channels(self, channels: Sequence[int] | None) -> list[int]:
         if channels is not None:
             return [int(c) for c in channels]
-        n = self._n_channels()
+        n = self.geometry.channel_count
         if len(self.channels) == n:
             active = [i for i, c in enumerate(self.channels) if c.active]
             if active:
@@ -402,7 +371,7 @@ class Image:
                    ) -> np.ndarray:
         from ngffcore.ome.render import channel_settings, composite
 
-        n = self._n_channels()
+        n = self.geometry.channel_count
         described = self.channels if len(self.channels) == n else (Channel(),) * n
         windows, colors, inverted = channel_settings(described, pixels.dtype)
         style = dict(style)

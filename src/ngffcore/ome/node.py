@@ -80,7 +80,7 @@ async def open_node_async(store: Store, group: GroupMetadata, multiscale: int = 
 async def _not_a_group(store: Store, zarr_format: int | None) -> MetadataError | None:
     """When there is no (OME) group metadata, say if a v2 array is there instead (this
     extra request is made only on the way to an error)."""
-    if zarr_format in (None, 2) and await store.get_async(".zarray") is not None:
+    if zarr_format in (None, 2) and await store.get(".zarray") is not None:
         return MetadataError("found a Zarr v2 array, not an OME-Zarr group; open it with "
                              "ngffcore.open_array", path=store.url)
     return None

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ngffcore import _core
+from ngffcore.errors import ArgumentError
 from ngffcore.ome.multiscales import Channel, Window
 
 __all__ = [
@@ -65,8 +66,8 @@ _DTYPE_KINDS = "biuf"
 
 def _check_dtype(dtype: np.dtype[Any]) -> None:
     if dtype.kind not in _DTYPE_KINDS or (dtype.kind == "f" and dtype.itemsize > 8):
-        raise ValueError(f"cannot render {dtype} pixels: bool, (u)int8-64 and float16/32/64 "
-                         f"only")
+        raise ArgumentError(f"cannot render {dtype} pixels: bool, (u)int8-64 and "
+                            f"float16/32/64 only")
 
 
 def default_window(dtype: DTypeLike) -> tuple[float, float]:
@@ -85,28 +86,30 @@ def default_window(dtype: DTypeLike) -> tuple[float, float]:
 def parse_color(color: ColorLike) -> tuple[float, float, float]:
     """A colour as R, G, B in 0..255 (floats). Accepts "RRGGBB" / "#RRGGBB" (hex, any case),
     a sequence of three ints 0..255, or of three numbers 0..1 when any of them is a float
-    (so ``(1.0, 0, 0)`` is red and ``(255, 0, 0)`` is red too). ValueError otherwise."""
+    (so ``(1.0, 0, 0)`` is red and ``(255, 0, 0)`` is red too). :class:`ArgumentError` (a
+    ValueError) otherwise."""
     if isinstance(color, str):
         text = color[1:] if color.startswith("#") else color
         if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
-            raise ValueError(f"colour {color!r} is not 'RRGGBB' hex")
+            raise ArgumentError(f"colour {color!r} is not 'RRGGBB' hex")
         return (float(int(text[0:2], 16)), float(int(text[2:4], 16)),
                 float(int(text[4:6], 16)))
     try:
         parts = list(color)
     except TypeError:
-        raise ValueError(f"colour {color!r} is neither 'RRGGBB' nor an RGB triple") from None
+        raise ArgumentError(f"colour {color!r} is neither 'RRGGBB' nor an RGB triple"
+                            ) from None
     if len(parts) != 3 or not all(
             isinstance(p, numbers.Real) and not isinstance(p, bool) for p in parts):
-        raise ValueError(f"colour {color!r} is not three numbers")
+        raise ArgumentError(f"colour {color!r} is not three numbers")
     if all(isinstance(p, numbers.Integral) for p in parts):
         if not all(0 <= p <= 255 for p in parts):
-            raise ValueError(f"colour {color!r}: integer components must be in 0..255")
+            raise ArgumentError(f"colour {color!r}: integer components must be in 0..255")
         return float(parts[0]), float(parts[1]), float(parts[2])
     values = [float(p) for p in parts]
     if not all(0.0 <= v <= 1.0 for v in values):
-        raise ValueError(f"colour {color!r}: float components must be in 0..1 (use ints "
-                         f"for 0..255)")
+        raise ArgumentError(f"colour {color!r}: float components must be in 0..1 (use ints "
+                            f"for 0..255)")
     return values[0] * 255.0, values[1] * 255.0, values[2] * 255.0
 
 
@@ -119,16 +122,16 @@ def _window(window: WindowLike, dtype: np.dtype[Any], i: int) -> tuple[float, fl
         try:
             start, end = window
         except (TypeError, ValueError):
-            raise ValueError(f"windows[{i}] = {window!r} is not a (start, end) pair or a "
-                             f"Window") from None
+            raise ArgumentError(f"windows[{i}] = {window!r} is not a (start, end) pair or a "
+                                f"Window") from None
     try:
         s, e = float(start), float(end)
     except (TypeError, ValueError):
-        raise ValueError(f"windows[{i}] = {window!r} does not hold numbers") from None
+        raise ArgumentError(f"windows[{i}] = {window!r} does not hold numbers") from None
     if not (math.isfinite(s) and math.isfinite(e)):
-        raise ValueError(f"windows[{i}] = {window!r} is not finite")
+        raise ArgumentError(f"windows[{i}] = {window!r} is not finite")
     if e > s and not math.isfinite(e - s):
-        raise ValueError(f"windows[{i}] = {window!r} is wider than a float64 can hold")
+        raise ArgumentError(f"windows[{i}] = {window!r} is wider than a float64 can hold")
     return s, e
 
 
@@ -137,7 +140,7 @@ def _per_channel(value: Any, n: int, what: str) -> list[Any]:
         return [value.item() if isinstance(value, np.ndarray) else value] * n
     items = list(value)
     if len(items) != n:
-        raise ValueError(f"{what} has {len(items)} entries for {n} channels")
+        raise ArgumentError(f"{what} has {len(items)} entries for {n} channels")
     return items
 
 
@@ -193,9 +196,9 @@ def composite(pixels: ArrayLike, *, channel_axis: int | None, windows: Sequence[
 
     ``out``: an ``(h, w, 4)`` uint8 array to write into (any strides, e.g. a view of a
     larger canvas; it may not overlap ``pixels``), else a new C-contiguous one. Returns
-    ``out``. Raises ValueError for bad arguments, :class:`ngffcore.OutputError` for a bad
-    ``out``. Thread-safe: runs on ngffcore's native threads with the GIL released, and many
-    threads may call it at once.
+    ``out``. Raises :class:`ngffcore.ArgumentError` (a ValueError) for bad arguments,
+    :class:`ngffcore.OutputError` for a bad ``out``. Thread-safe: runs on ngffcore's native
+    threads with the GIL released, and many threads may call it at once.
     """
     arr = np.asarray(pixels)
     if arr.ndim == 2 and channel_axis is None:
@@ -203,17 +206,18 @@ def composite(pixels: ArrayLike, *, channel_axis: int | None, windows: Sequence[
         axis = 0
     elif arr.ndim == 3 and channel_axis is not None:
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
-            raise ValueError(f"channel_axis must be an int, not {channel_axis!r}")
+            raise ArgumentError(f"channel_axis must be an int, not {channel_axis!r}")
         if not -3 <= channel_axis < 3:
-            raise ValueError(f"channel_axis {channel_axis} is out of range for 3 dimensions")
+            raise ArgumentError(f"channel_axis {channel_axis} is out of range for 3 "
+                                f"dimensions")
         axis = int(channel_axis) % 3
     elif arr.ndim == 3:
-        raise ValueError("3-D pixels need a channel_axis")
+        raise ArgumentError("3-D pixels need a channel_axis")
     elif arr.ndim == 2:
-        raise ValueError("2-D pixels are one channel: pass channel_axis=None")
+        raise ArgumentError("2-D pixels are one channel: pass channel_axis=None")
     else:
-        raise ValueError(f"pixels must be 2-D (y, x) or 3-D (with a channel axis), not "
-                         f"{arr.ndim}-D")
+        raise ArgumentError(f"pixels must be 2-D (y, x) or 3-D (with a channel axis), not "
+                            f"{arr.ndim}-D")
     _check_dtype(arr.dtype)
     if arr.dtype.kind == "b":
         arr = arr.view(np.uint8)
@@ -221,31 +225,31 @@ def composite(pixels: ArrayLike, *, channel_axis: int | None, windows: Sequence[
         arr = arr.astype(arr.dtype.newbyteorder("="))
     n = arr.shape[axis]
     if n > MAX_CHANNELS:
-        raise ValueError(f"{n} channels; at most {MAX_CHANNELS} can be composited")
+        raise ArgumentError(f"{n} channels; at most {MAX_CHANNELS} can be composited")
     if isinstance(windows, (str, bytes, Window)):
-        raise ValueError("windows must be a sequence with one window per channel")
+        raise ArgumentError("windows must be a sequence with one window per channel")
     if isinstance(colors, str):
-        raise ValueError("colors must be a sequence with one colour per channel")
+        raise ArgumentError("colors must be a sequence with one colour per channel")
     win_items = list(windows)
     col_items = list(colors)
     if len(win_items) != n:
-        raise ValueError(f"{len(win_items)} windows for {n} channels")
+        raise ArgumentError(f"{len(win_items)} windows for {n} channels")
     if len(col_items) != n:
-        raise ValueError(f"{len(col_items)} colours for {n} channels")
+        raise ArgumentError(f"{len(col_items)} colours for {n} channels")
     win = np.array([_window(w, arr.dtype, i) for i, w in enumerate(win_items)],
                    dtype=np.float64).reshape(n, 2)
     col = np.array([parse_color(c) for c in col_items], dtype=np.float64).reshape(n, 3)
     inv_items = _per_channel(False if inverted is None else inverted, n, "inverted")
     for i, v in enumerate(inv_items):
         if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"inverted[{i}] = {v!r} is not a bool")
+            raise ArgumentError(f"inverted[{i}] = {v!r} is not a bool")
     inv = np.array(inv_items, dtype=bool).reshape(n)
     gam_items = _per_channel(gamma, n, "gamma")
     gam = np.empty(n, dtype=np.float64)
     for i, g in enumerate(gam_items):
         if isinstance(g, bool) or not isinstance(g, numbers.Real) or not (
                 math.isfinite(float(g)) and float(g) > 0):
-            raise ValueError(f"gamma {g!r} (channel {i}) must be a finite number > 0")
+            raise ArgumentError(f"gamma {g!r} (channel {i}) must be a finite number > 0")
         gam[i] = float(g)
     y_axis, x_axis = [a for a in range(3) if a != axis]
     if out is None:

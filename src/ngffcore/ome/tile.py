@@ -1,5 +1,7 @@
-"""Viewer tiles: a (level, y box, x box, t, z, channels) request → one read per contiguous
-channel run, all in flight together, through the image's decoded-chunk cache.
+"""Viewer tiles: a (level, y span, x span, t, z, channels) request → one read per
+contiguous channel run, all in flight together, through the image's decoded-chunk cache.
+Which axes are y/x/t/z/c, the default plane and the index checks are the image's
+:class:`~ngffcore.ome.geometry.Geometry`; this module owns the tile grid and the reads.
 
 Results are ``(channels, height, width)`` whatever the image's axis order: an interleaved
 RGB image (``yxc``, all channels in one chunk) is read with one request per chunk and
@@ -8,7 +10,6 @@ returned as a transposed view, never split into per-channel requests.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,22 +21,8 @@ from ngffcore.store.ioloop import gather_or_cancel, run_on_io_loop
 if TYPE_CHECKING:
     from ngffcore.ome.image import Image
 
-Box = tuple[int, int]
-
-
-def _axis(image: "Image", *names: str) -> int | None:
-    for i, axis in enumerate(image.axes):
-        if axis.name.lower() in names:
-            return i
-    return None
-
-
-def _default_plane(image: "Image", key: str) -> int:
-    """omero's rendering defaults (``rdefs.defaultT`` / ``defaultZ``), else 0."""
-    omero = image._group.ome.get("omero")
-    rdefs = omero.get("rdefs") if isinstance(omero, dict) else None
-    value = rdefs.get(key) if isinstance(rdefs, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+#: a half-open pixel interval ``(start, stop)`` along one axis
+Span = tuple[int, int]
 
 
 def _segments(channels: Sequence[int], chunk: int) -> list[tuple[int, int, list[int]]]:
@@ -69,42 +56,34 @@ class TileRequest:
     """The reads one tile needs: per channel run, a selection of the level and the rows of
     the ``(channels, h, w)`` result it fills."""
 
-    def __init__(self, image: "Image", level: int, y: Box, x: Box, t: int | None,
+    def __init__(self, image: "Image", level: int, y: Span, x: Span, t: int | None,
                  z: int | None, channels: Sequence[int] | None) -> None:
-        if not -len(image.levels) <= level < len(image.levels):
-            raise SelectionError(f"level {level} out of range: the image has "
-                                 f"{len(image.levels)} levels")
-        self.array = image.levels[level]
+        geometry = image.geometry
+        self.array = image.levels[geometry.check_level(level)]
         shape = self.array.shape
-        iy, ix = _axis(image, "y"), _axis(image, "x")
-        if iy is None or ix is None:
-            raise SelectionError(f"the image has no y and x axes to tile "
-                                 f"({[a.name for a in image.axes]})")
-        it, iz, ic = _axis(image, "t"), _axis(image, "z"), _axis(image, "c")
+        iy, ix = geometry.yx("tile")
+        ic = geometry.index("c")
         sel: list[Any] = [0] * len(shape)
-        for axis, box in ((iy, y), (ix, x)):
-            start, stop = (int(v) for v in box)
+        for axis, span in ((iy, y), (ix, x)):
+            start, stop = (int(v) for v in span)
             if not 0 <= start < stop <= shape[axis]:
-                raise SelectionError(f"tile box {box} outside axis "
+                raise SelectionError(f"tile box {span} outside axis "
                                      f"{image.axes[axis].name!r} of size {shape[axis]}")
             sel[axis] = slice(start, stop)
-        for plane_axis, value, key in ((it, t, "defaultT"), (iz, z, "defaultZ")):
-            if plane_axis is None and value not in (None, 0):
-                raise SelectionError(f"the image has no {key[-1].lower()} axis: "
-                                     f"{key[-1].lower()} must be None or 0")
-            if plane_axis is not None:
-                axis = plane_axis
-                plane = _default_plane(image, key) if value is None else int(value)
-                if not 0 <= plane < shape[axis]:
-                    raise SelectionError(f"{image.axes[axis].name}={plane} out of range "
-                                         f"[0, {shape[axis]})")
-                sel[axis] = plane
-        n_channels = shape[ic] if ic is not None else 1
-        chans = list(range(n_channels)) if channels is None else [int(c) for c in channels]
-        if ic is None and chans != [0]:
-            raise SelectionError("the image has no channel axis: channels must be None or [0]")
-        if not chans or any(not 0 <= c < n_channels for c in chans):
-            raise SelectionError(f"channels {chans} out of range [0, {n_channels})")
+        for name, value in (("t", t), ("z", z)):
+            plane_axis = geometry.index(name)
+            if plane_axis is None:
+                if value not in (None, 0):
+                    raise SelectionError(f"the image has no {name} axis: {name} must be None "
+                                         f"or 0")
+                continue
+            plane = geometry.default_plane(name) if value is None else int(value)
+            assert plane is not None  # the image has the axis
+            if not 0 <= plane < shape[plane_axis]:
+                raise SelectionError(f"{image.axes[plane_axis].name}={plane} out of range "
+                                     f"[0, {shape[plane_axis]})")
+            sel[plane_axis] = plane
+        chans = geometry.check_channels(channels)
         self.channels = chans
         self.shape = (len(chans), y[1] - y[0], x[1] - x[0])
         # each read's result axes come in the level's order; this permutation puts them as
@@ -123,16 +102,10 @@ class TileRequest:
     def grid(cls, image: "Image", level: int, row: int, col: int, size: int, t: int | None,
              z: int | None, channels: Sequence[int] | None) -> "TileRequest":
         """Tile ``(row, col)`` of a grid of ``size``-pixel tiles (edge tiles clipped)."""
-        if not -len(image.levels) <= level < len(image.levels):
-            raise SelectionError(f"level {level} out of range: the image has "
-                                 f"{len(image.levels)} levels")
-        shape = image.levels[level].shape
-        iy, ix = _axis(image, "y"), _axis(image, "x")
-        if iy is None or ix is None:
-            raise SelectionError(f"the image has no y and x axes to tile "
-                                 f"({[a.name for a in image.axes]})")
-        return cls(image, level, grid_box(shape[iy], row, size, "row"),
-                   grid_box(shape[ix], col, size, "column"), t, z, channels)
+        shape = image.levels[image.geometry.check_level(level)].shape
+        iy, ix = image.geometry.yx("tile")
+        return cls(image, level, grid_span(shape[iy], row, size, "row"),
+                   grid_span(shape[ix], col, size, "column"), t, z, channels)
 
     def _view(self, block: np.ndarray) -> np.ndarray:
         """``block`` (c, h, w) seen in the level's axis order, as one read writes it."""
@@ -186,7 +159,7 @@ class TileRequest:
         return out
 
 
-def grid_box(shape: int, index: int, size: int, what: str) -> Box:
+def grid_span(shape: int, index: int, size: int, what: str) -> Span:
     """Tile ``index`` of a grid of ``size``-pixel tiles over an axis of ``shape`` pixels,
     the last one clipped."""
     if size <= 0:
@@ -198,4 +171,4 @@ def grid_box(shape: int, index: int, size: int, what: str) -> Box:
     return start, min(start + size, shape)
 
 
-__all__ = ["TileRequest", "grid_box"]
+__all__ = ["TileRequest", "Span", "grid_span"]

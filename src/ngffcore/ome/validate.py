@@ -23,73 +23,49 @@ counts, transform kinds), so such a violation is reported twice: by the schema i
 words and by the rule in the spec's. Only the group at ``location`` and its level arrays
 are read; wells, fields, labels and series below it are not visited.
 
+This module reads the documents (the group's, then its level arrays', all at once from
+object stores), decides the version and which schemas and rules apply, and walks the
+metadata; the schemas are ``validate_schema``'s, the rules and :class:`Problem`
+``validate_rules``'. Group attributes are found as ``ome/group.py`` finds them (the same
+OME keys), level arrays are parsed as ``Array`` parses them.
+
 ``jsonschema`` is imported only when :func:`validate` runs (``pip install
 'ngffcore[validate]'``): the rest of ngffcore does not need it.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import json
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any
 
 from ngffcore.errors import MetadataError, NotFoundError, StoreError, UnsupportedError
+from ngffcore.ome.group import OME_KEYS, check_zarr_format
+from ngffcore.ome.validate_rules import LevelDoc, Problem, Rules, error_text, raw_level
+from ngffcore.ome.validate_schema import (
+    SCHEMA_VERSIONS,
+    SCHEMAS,
+    require_jsonschema,
+    schema_message,
+    schema_validator,
+    shorten,
+)
 from ngffcore.store.fanout import gather_bounded
-from ngffcore.store.location import open_store
-from ngffcore.limits import MAX_JSON_DEPTH
-from ngffcore.zarr.metadata import nests_deeper, parse_v2, parse_v3
-from ngffcore.store.objectstore import ObjectStore
-from ngffcore.store.protocol import Store
 from ngffcore.store.keys import check_key
-from ngffcore.store.ioloop import run_on_io_loop
+from ngffcore.store.location import open_store
+from ngffcore.store.protocol import Store, get_data
+from ngffcore.store.sync import run_sync
+from ngffcore.zarr.metadata import parse_v2, parse_v3
 
 __all__ = ["validate", "Problem", "SCHEMA_VERSIONS"]
 
-Severity = Literal["error", "warning"]
-
-#: OME-NGFF versions whose official schemas are packaged (``ngffcore/schemas/<version>``)
-SCHEMA_VERSIONS = ("0.4", "0.5")
 # versions that exist but predate the packaged schemas (all Zarr v2)
 _OLD_VERSIONS = ("0.1", "0.2", "0.3")
-
-# group key → schema (file name without ".schema"), in the order they are applied
-_SCHEMAS = (("multiscales", "image"), ("image-label", "label"), ("plate", "plate"),
-            ("well", "well"), ("bioformats2raw.layout", "bf2raw"), ("series", "ome"))
-_HAS_STRICT = frozenset({"image", "label", "plate", "well"})
-# keys that make a group an OME-Zarr node ("omero" alone does not)
-_KIND_KEYS = tuple(key for key, _ in _SCHEMAS) + ("labels",)
-_OME_KEYS = _KIND_KEYS + ("omero",)
+# keys that make a group an OME-Zarr node ("omero" alone does not): the schema kinds, then
+# labels groups
+_KIND_KEYS = tuple(key for key, _ in SCHEMAS) + ("labels",)
 # keys that carry a version in 0.4 (bioformats2raw and labels groups have none)
 _V2_VERSIONED = ("multiscales", "image-label", "plate", "well")
-_SCHEMA_HOST = "https://ngff.openmicroscopy.org"
-_MAX_MESSAGE = 400
-_HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem found by :func:`validate`.
-
-    ``path``: the metadata object it is in, relative to the validated location
-    (``"zarr.json"``, ``".zattrs"``, ``"s1/.zarray"``). ``rule``: ``"schema"`` for the
-    official JSON schema, else the name of the rule (``"axes-order"``, ``"level-shapes"``,
-    …). ``severity``: ``"error"`` or ``"warning"`` (see the module docstring).
-    """
-
-    path: str
-    message: str
-    rule: str
-    severity: Severity = "error"
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.severity}: {self.message} [{self.rule}]"
 
 
 def validate(location: Any, *, zarr_format: int | None = None, strict: bool = False,
@@ -106,104 +82,12 @@ def validate(location: Any, *, zarr_format: int | None = None, strict: bool = Fa
     :class:`AuthError` if the store cannot be read (that says nothing about the data).
     Problems in the metadata, JSON that does not parse included, are returned, never raised.
     """
-    _require_jsonschema()
-    if zarr_format not in (None, 2, 3):
-        raise ValueError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
+    require_jsonschema()
+    check_zarr_format(zarr_format)
     checker = _Checker(open_store(location, **store_options), strict)
     checker.run(zarr_format)
     return checker.problems
 
-
-# -- schemas ----------------------------------------------------------------------------------
-
-def _require_jsonschema() -> None:
-    try:
-        # jsonschema ships no type information (types-jsonschema is not required)
-        import jsonschema  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
-        import referencing  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("ngffcore.validate() needs the jsonschema package: "
-                          "pip install 'ngffcore[validate]'") from exc
-
-
-def _schema_url(version: str, name: str) -> str:
-    return f"{_SCHEMA_HOST}/{version}/schemas/{name}.schema"
-
-
-@functools.lru_cache(maxsize=1)
-def _registry() -> Any:
-    """Every packaged schema, under its ``$id`` and its canonical versioned URL. Any other
-    reference is refused rather than fetched: validation never uses the network."""
-    from referencing import Registry, Resource
-    from referencing.exceptions import NoSuchResource
-    from referencing.jsonschema import DRAFT202012
-
-    def refuse(uri: str) -> Any:
-        raise NoSuchResource(uri)
-
-    pairs = []
-    root = importlib.resources.files("ngffcore") / "schemas"
-    for version in SCHEMA_VERSIONS:
-        for entry in (root / version).iterdir():
-            if not entry.name.endswith(".schema"):
-                continue
-            resource = Resource.from_contents(json.loads(entry.read_text("utf-8")),
-                                              default_specification=DRAFT202012)
-            pairs.append((_schema_url(version, entry.name[:-len(".schema")]), resource))
-            own_id = resource.id()
-            if own_id is not None:
-                pairs.append((own_id, resource))
-    # (referencing's attrs alias ``retrieve`` is not visible to mypy)
-    return Registry(retrieve=refuse).with_resources(pairs).crawl()  # type: ignore[call-arg]
-
-
-@functools.lru_cache(maxsize=None)
-def _validator(version: str, name: str, strict: bool) -> Any:
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
-
-    if strict and name in _HAS_STRICT:
-        name = "strict_" + name
-    registry = _registry()
-    schema = registry.contents(_schema_url(version, name))
-    return Draft202012Validator(schema, registry=registry)
-
-
-def _schema_message(error: Any) -> str:
-    where = _json_path(error.absolute_path)
-    message = error.message
-    closest = _closest_branch(error.context) if error.context else None
-    if closest is not None:
-        message += f" (closest: {_json_path(closest.absolute_path)}: {closest.message})"
-    return _shorten(f"{where}: {message}")
-
-
-def _closest_branch(context: list[Any]) -> Any:
-    """The first error of the oneOf / anyOf alternative that came closest: the fewest
-    errors, and of those the fewest that only say "this is the other kind" (enum, const,
-    not). jsonschema's best_match prefers the shallowest error instead, which names the
-    wrong alternative when a ``type`` field picks the branch (a bad scale would be told it
-    lacks a ``translation``)."""
-    branches: dict[Any, list[Any]] = {}
-    for sub in context:
-        branch = sub.relative_schema_path[0] if sub.relative_schema_path else None
-        branches.setdefault(branch, []).append(sub)
-    best = min(branches.values(), key=lambda errs: (
-        len(errs), sum(e.validator in ("enum", "const", "not") for e in errs)))
-    return best[0]
-
-
-def _json_path(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "attributes"
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 1] + "…"
-
-
-# -- the checks -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Group:
@@ -212,77 +96,13 @@ class _Group:
     attributes: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class _Level:
-    index: int
-    path: str
-    key: str
-    shape: tuple[int, ...] | None
-    dtype: np.dtype | None
-    dimension_names: tuple[Any, ...] | None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer())
-
-
-def _duplicates(values: Iterable[Any]) -> list[tuple[Any, int]]:
-    counts = Counter(v for v in values if isinstance(v, (str, int, float)))
-    return [(v, n) for v, n in counts.items() if n > 1]
-
-
-def _count(n: int, noun: str) -> str:
-    """``_count(1, "axis")`` → "1 axis", ``_count(2, "axis")`` → "2 axes"."""
-    if n == 1:
-        return f"1 {noun}"
-    return f"{n} {noun[:-2] + 'es' if noun.endswith('is') else noun + 's'}"
-
-
-def _describe_axes(axes: Sequence[dict[str, Any]]) -> str:
-    return ", ".join(f"{a.get('name')} ({a.get('type') or 'untyped'})" for a in axes)
-
-
-def _axis_rank(axis_type: Any) -> int:
-    # the spec's order: time, then channel or custom (or untyped), then space
-    return 0 if axis_type == "time" else 2 if axis_type == "space" else 1
-
-
-class _Checker:
+class _Checker(Rules):
     """One validation run: reads what it needs from ``store`` and collects problems."""
 
     def __init__(self, store: Store, strict: bool) -> None:
+        super().__init__()
         self.store = store
         self.strict = strict
-        self.problems: list[Problem] = []
-        self.key = ""  # the group's attribute document, the default place of a problem
-
-    def add(self, rule: str, message: str, *, path: str | None = None,
-            severity: Severity = "error") -> None:
-        problem = Problem(self.key if path is None else path, message, rule, severity)
-        if problem not in self.problems:
-            self.problems.append(problem)
-
-    def load_json(self, raw: Any, key: str) -> dict[str, Any] | None:
-        """A metadata document, or None after recording why it is unusable."""
-        text = raw if isinstance(raw, (bytes, bytearray, str)) else bytes(raw)
-        try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # ValueError: also a >4300-digit int
-            self.add("json", f"not valid JSON: {exc}", path=key)
-            return None
-        if not isinstance(doc, dict):
-            self.add("json", f"is not a JSON object but {type(doc).__name__}", path=key)
-            return None
-        if nests_deeper(doc, text, MAX_JSON_DEPTH):
-            # the schema check recurses through the document: refused before it
-            self.add("json", f"nests deeper than {MAX_JSON_DEPTH} levels", path=key)
-            return None
-        return doc
 
     # -- group --------------------------------------------------------------------------------
     def run(self, zarr_format: int | None) -> None:
@@ -294,7 +114,7 @@ class _Checker:
         if group.zarr_format == 3:
             ome = attrs.get("ome")
             if ome is None:
-                found = [k for k in attrs if k in _OME_KEYS]
+                found = [k for k in attrs if k in OME_KEYS]
                 if not found:
                     self.add("ome-metadata", "no OME-Zarr metadata: a Zarr v3 OME-Zarr group "
                              "keeps it in attributes['ome'] (found attributes "
@@ -328,11 +148,11 @@ class _Checker:
         """The group's attributes, or None after recording why there are none to check."""
         store = self.store
         if zarr_format in (None, 3):
-            raw = store.get("zarr.json")
+            raw = self.fetch(["zarr.json"])[0]
             if raw is not None:
                 return self.v3_group(raw)
         if zarr_format in (None, 2):
-            raw_attrs, raw_group = store.get(".zattrs"), store.get(".zgroup")
+            raw_attrs, raw_group = self.fetch([".zattrs", ".zgroup"])
             if raw_attrs is not None or raw_group is not None:
                 return self.v2_group(raw_attrs, raw_group)
         looked = {None: "zarr.json, .zattrs and .zgroup", 3: "zarr.json",
@@ -362,7 +182,7 @@ class _Checker:
 
     def v2_group(self, raw_attrs: Any, raw_group: Any) -> _Group | None:
         if raw_group is None:
-            if self.store.get(".zarray") is not None:
+            if self.fetch([".zarray"])[0] is not None:
                 self.add("zarr-group", "this is a Zarr array, not a group: validate() checks "
                          "OME-Zarr groups (image, label image, plate, well, ...)",
                          path=".zarray")
@@ -445,19 +265,19 @@ class _Checker:
 
     # -- schema -------------------------------------------------------------------------------
     def check_schemas(self, version: str, attrs: dict[str, Any], ome: dict[str, Any]) -> None:
-        for key, name in _SCHEMAS:
+        for key, name in SCHEMAS:
             if key not in ome:
                 continue
-            validator = _validator(version, name, self.strict)
+            validator = schema_validator(version, name, self.strict)
             errors = sorted(validator.iter_errors(attrs),
                             key=lambda e: [str(p) for p in e.absolute_path])
             for error in errors:
-                self.add("schema", _schema_message(error))
+                self.add("schema", schema_message(error))
 
     # -- semantic rules -----------------------------------------------------------------------
     def check_ome(self, ome: dict[str, Any], where: str, group: _Group) -> None:
         multiscales = ome.get("multiscales")
-        first: tuple[list[dict[str, Any]] | None, _Level | None] = (None, None)
+        first: tuple[list[dict[str, Any]] | None, LevelDoc | None] = (None, None)
         if isinstance(multiscales, list):
             for i, ms in enumerate(multiscales):
                 if isinstance(ms, dict):
@@ -478,10 +298,10 @@ class _Checker:
             labels = ome["labels"]
             if not isinstance(labels, list) or not all(isinstance(p, str) for p in labels):
                 self.add("labels", f"{where}labels must be a list of paths to label images, not "
-                         f"{_shorten(repr(labels))}")
+                         f"{shorten(repr(labels))}")
 
     def check_multiscale(self, ms: dict[str, Any], where: str, group: _Group, *,
-                         is_label: bool) -> tuple[list[dict[str, Any]] | None, _Level | None]:
+                         is_label: bool) -> tuple[list[dict[str, Any]] | None, LevelDoc | None]:
         """Axes, transforms and level arrays of one multiscale; returns its axes and its
         first level (for the omero checks)."""
         axes = ms.get("axes")
@@ -509,57 +329,9 @@ class _Checker:
         self.check_levels(levels, axes, group.zarr_format, is_label)
         first = levels[0] if levels and levels[0].index == 0 else None
         return axes, first
-
-    def check_axes(self, axes: list[dict[str, Any]], where: str) -> None:
-        types = [a.get("type") for a in axes]
-        n_space, n_time = types.count("space"), types.count("time")
-        other = [a for a in axes if a.get("type") not in ("space", "time")]
-        if not 2 <= len(axes) <= 5:
-            self.add("axes-count", f"{where}: {_count(len(axes), 'axis')}; an image has 2 to 5")
-        if not 2 <= n_space <= 3:
-            self.add("axes-count", f"{where}: {_count(n_space, 'space axis')}; an image has 2 "
-                     "or 3")
-        if n_time > 1:
-            self.add("axes-count", f"{where}: {n_time} time axes; at most one is allowed")
-        if len(other) > 1:
-            self.add("axes-count", f"{where}: {len(other)} channel or custom axes "
-                     f"({_describe_axes(other)}); at most one is allowed")
-        ranks = [_axis_rank(t) for t in types]
-        if ranks != sorted(ranks):
-            self.add("axes-order", f"{where}: axes {_describe_axes(axes)} are out of order; "
-                     "the order is time, then channel or custom, then space")
-        for name, count in _duplicates(a.get("name") for a in axes):
-            self.add("axes-names", f"{where}: axis name {name!r} is used {count} times; "
-                     "names must be unique")
-
-    def check_transforms(self, transforms: list[Any], where: str, n_axes: int | None) -> None:
-        kinds = [t.get("type") if isinstance(t, dict) else None for t in transforms]
-        n_scale = kinds.count("scale")
-        if n_scale != 1:
-            self.add("transforms", f"{where}: {_count(n_scale, 'scale transformation')}; "
-                     "exactly one is required")
-        elif kinds.index("scale") != 0:
-            self.add("transforms", f"{where}: {kinds[0]!r} comes before the scale; the scale "
-                     "must be first (a translation is in physical units, after the scale)")
-        if kinds.count("translation") > 1:
-            self.add("transforms", f"{where}: {kinds.count('translation')} translations; at "
-                     "most one is allowed")
-        others = [k for k in kinds if k not in ("scale", "translation")]
-        if others:
-            self.add("transforms", f"{where}: only scale and translation are allowed here, "
-                     f"not {others}")
-        if n_axes is None:
-            return
-        for j, t in enumerate(transforms):
-            kind = kinds[j]
-            values = t.get(kind) if kind in ("scale", "translation") else None
-            if isinstance(values, list) and len(values) != n_axes:
-                self.add("transforms-length", f"{where}[{j}]: {kind} has "
-                         f"{_count(len(values), 'value')} for {_count(n_axes, 'axis')}")
-
     # -- levels -------------------------------------------------------------------------------
     def read_levels(self, paths: list[tuple[int, str]], zarr_format: int, where: str
-                    ) -> list[_Level]:
+                    ) -> list[LevelDoc]:
         """The level arrays' metadata (all requested at once from object stores); levels
         that are missing or unreadable are reported and left out."""
         name = "zarr.json" if zarr_format == 3 else ".zarray"
@@ -589,14 +361,15 @@ class _Checker:
 
     def fetch(self, keys: list[str]) -> list[Any]:
         store = self.store
-        if isinstance(store, ObjectStore) and len(keys) > 1:
-            async def get_all() -> list[Any]:
-                return await gather_bounded(store, (store.get_async(k) for k in keys))
-            return run_on_io_loop(get_all())
-        return [store.get(k) for k in keys]
+        if store.inline or len(keys) < 2:  # nothing to overlap: no event loop needed
+            return [run_sync(store, get_data(store, k)) for k in keys]
+
+        async def get_all() -> list[Any]:
+            return await gather_bounded(store, (get_data(store, k) for k in keys))
+        return run_sync(store, get_all())
 
     def parse_level(self, index: int, path: str, key: str, raw: Any, zarr_format: int
-                    ) -> _Level | None:
+                    ) -> LevelDoc | None:
         doc = self.load_json(raw, key)
         if doc is None:
             return None
@@ -605,199 +378,9 @@ class _Checker:
         except UnsupportedError as exc:
             # valid Zarr that ngffcore cannot decode: still check its shape and dtype
             self.add("ngffcore-support", f"ngffcore cannot read this level: "
-                     f"{_error_text(exc, key)}", path=key, severity="warning")
-            return _raw_level(index, path, key, doc, zarr_format)
+                     f"{error_text(exc, key)}", path=key, severity="warning")
+            return raw_level(index, path, key, doc, zarr_format)
         except MetadataError as exc:
-            self.add("array-metadata", _error_text(exc, key), path=key)
+            self.add("array-metadata", error_text(exc, key), path=key)
             return None
-        return _Level(index, path, key, meta.shape, meta.dtype, meta.dimension_names)
-
-    def check_levels(self, levels: list[_Level], axes: list[dict[str, Any]] | None,
-                     zarr_format: int, is_label: bool) -> None:
-        names = [a.get("name") for a in axes] if axes is not None else None
-        for level in levels:
-            if level.shape is None:
-                continue
-            if names is not None and len(level.shape) != len(names):
-                self.add("level-ndim", f"level {level.index} ({level.path!r}) has "
-                         f"{_count(len(level.shape), 'dimension')}; the multiscale has "
-                         f"{_count(len(names), 'axis')}",
-                         path=level.key)
-            elif (names is not None and zarr_format == 3
-                  and all(isinstance(n, str) for n in names)):
-                if level.dimension_names is None:
-                    self.add("dimension-names", f"no dimension_names; OME-Zarr 0.5 wants the "
-                             f"axes names {names}", path=level.key, severity="warning")
-                elif list(level.dimension_names) != names:
-                    self.add("dimension-names", f"dimension_names {list(level.dimension_names)} "
-                             f"do not match the axes names {names}", path=level.key)
-        shaped = [lv for lv in levels if lv.shape is not None]
-        for prev, level in zip(shaped, shaped[1:]):
-            assert prev.shape is not None and level.shape is not None
-            if len(prev.shape) != len(level.shape):
-                continue
-            larger = [d for d, (a, b) in enumerate(zip(prev.shape, level.shape)) if b > a]
-            if larger:
-                along = ", ".join(str(names[d]) if names and len(names) == len(level.shape)
-                                  else f"dimension {d}" for d in larger)
-                self.add("level-shapes", f"level {level.index} ({level.path!r}) shape "
-                         f"{list(level.shape)} is larger than level {prev.index} shape "
-                         f"{list(prev.shape)} along {along}; levels go from largest to "
-                         "smallest", path=level.key)
-            elif level.shape == prev.shape:
-                self.add("level-shapes", f"level {level.index} ({level.path!r}) has the same "
-                         f"shape {list(level.shape)} as level {prev.index}: not downsampled",
-                         path=level.key, severity="warning")
-        typed = [lv for lv in levels if lv.dtype is not None]
-        if not typed:
-            return
-        base = typed[0]
-        assert base.dtype is not None
-        for level in typed[1:]:
-            assert level.dtype is not None
-            # byte order is a storage detail (v2), not a different type
-            if (level.dtype.kind, level.dtype.itemsize) != (base.dtype.kind,
-                                                            base.dtype.itemsize):
-                self.add("level-dtype", f"level {level.index} ({level.path!r}) has dtype "
-                         f"{_dtype_name(level.dtype)}, level {base.index} has "
-                         f"{_dtype_name(base.dtype)}; all levels have the same dtype",
-                         path=level.key)
-        if is_label and base.dtype.kind not in "iu":
-            self.add("label-dtype", f"label image level {base.index} has dtype "
-                     f"{_dtype_name(base.dtype)}; label images have an integer dtype "
-                     "(int8 to uint64)", path=base.key)
-
-    # -- other metadata -----------------------------------------------------------------------
-    def check_omero(self, omero: dict[str, Any], where: str,
-                    axes: list[dict[str, Any]] | None, level0: _Level | None) -> None:
-        channels = omero.get("channels")
-        if not isinstance(channels, list):
-            return
-        for j, channel in enumerate(channels):
-            if not isinstance(channel, dict):
-                continue
-            window = channel.get("window")
-            if isinstance(window, dict):
-                for low, high in (("start", "end"), ("min", "max")):
-                    a: Any = window.get(low)
-                    b: Any = window.get(high)
-                    if _is_number(a) and _is_number(b) and a > b:
-                        self.add("omero-window", f"{where}.channels[{j}].window: {low} {a} is "
-                                 f"above {high} {b}", severity="warning")
-            color = channel.get("color")
-            if isinstance(color, str) and not _HEX_COLOR.fullmatch(color):
-                self.add("omero-color", f"{where}.channels[{j}].color {color!r} is not an "
-                         "RRGGBB hex color", severity="warning")
-        if axes is None or level0 is None or level0.shape is None:
-            return
-        if len(level0.shape) != len(axes):
-            return
-        c = next((d for d, a in enumerate(axes) if a.get("type") == "channel"), None)
-        size = 1 if c is None else level0.shape[c]
-        if len(channels) != size:
-            axis = "no channel axis" if c is None else \
-                f"the channel axis {axes[c].get('name')!r} has size {size}"
-            self.add("omero-channels", f"{where}.channels lists {len(channels)} channels but "
-                     f"{axis}", severity="warning")
-
-    def check_image_label(self, label: dict[str, Any], where: str, has_multiscales: bool
-                          ) -> None:
-        if not has_multiscales:
-            self.add("label-image", f"{where}: a label image is a multiscale image, but the "
-                     "group has no multiscales")
-        for key in ("colors", "properties"):
-            entries = label.get(key)
-            if not isinstance(entries, list):
-                continue
-            values: list[int] = []
-            for j, entry in enumerate(entries):
-                value: Any = entry.get("label-value") if isinstance(entry, dict) else None
-                if not _is_number(value):
-                    continue
-                if _is_int(value):
-                    values.append(int(value))
-                else:
-                    self.add("label-values", f"{where}.{key}[{j}].label-value {value!r} is not "
-                             "an integer pixel value")
-            for value, count in _duplicates(values):
-                self.add("label-values", f"{where}.{key}: label-value {value} appears {count} "
-                         "times; label values must be unique")
-
-    def check_plate(self, plate: dict[str, Any], where: str) -> None:
-        names: dict[str, list[Any]] = {}
-        for key in ("rows", "columns"):
-            entries = plate.get(key)
-            names[key] = [e.get("name") if isinstance(e, dict) else None
-                          for e in entries] if isinstance(entries, list) else []
-            for name, count in _duplicates(names[key]):
-                self.add("plate-names", f"{where}.{key}: name {name!r} is used {count} times; "
-                         "names must be unique")
-        wells = plate.get("wells")
-        if isinstance(wells, list):
-            for j, well in enumerate(wells):
-                if isinstance(well, dict):
-                    self.check_well_entry(well, f"{where}.wells[{j}]", names)
-            for path, count in _duplicates(w.get("path") for w in wells if isinstance(w, dict)):
-                self.add("plate-wells", f"{where}.wells: path {path!r} is listed {count} times")
-        acquisitions = plate.get("acquisitions")
-        if isinstance(acquisitions, list):
-            ids = [a.get("id") for a in acquisitions if isinstance(a, dict)]
-            for ident, count in _duplicates(i for i in ids if _is_number(i)):
-                self.add("plate-acquisitions", f"{where}.acquisitions: id {ident!r} is used "
-                         f"{count} times; ids must be unique")
-
-    def check_well_entry(self, well: dict[str, Any], where: str,
-                         names: dict[str, list[Any]]) -> None:
-        picked = []
-        for index_key, list_key in (("rowIndex", "rows"), ("columnIndex", "columns")):
-            index = well.get(index_key)
-            if not (isinstance(index, int) and not isinstance(index, bool)):
-                return
-            if not 0 <= index < len(names[list_key]):
-                self.add("plate-wells", f"{where}: {index_key} {index} is outside the "
-                         f"{len(names[list_key])} {list_key} of the plate")
-                return
-            picked.append(names[list_key][index])
-        path = well.get("path")
-        expected = f"{picked[0]}/{picked[1]}"
-        if isinstance(path, str) and all(isinstance(n, str) for n in picked) and path != expected:
-            self.add("plate-wells", f"{where}: path {path!r} does not match rowIndex "
-                     f"{well['rowIndex']} and columnIndex {well['columnIndex']}, which name "
-                     f"{expected!r}")
-
-    def check_well(self, well: dict[str, Any], where: str) -> None:
-        images = well.get("images")
-        if isinstance(images, list):
-            paths = [i.get("path") for i in images if isinstance(i, dict)]
-            for path, count in _duplicates(paths):
-                self.add("well-images", f"{where}.images: path {path!r} is listed {count} "
-                         "times; field paths must be unique")
-
-
-def _error_text(exc: MetadataError, key: str) -> str:
-    """An ngffcore error's message without the location it starts with (the Problem's path
-    already says it)."""
-    text = str(exc)
-    return text[len(key) + 2:] if text.startswith(f"{key}: ") else text
-
-
-def _dtype_name(dtype: np.dtype) -> str:
-    return dtype.name if dtype.byteorder in "=|" else dtype.str
-
-
-def _raw_level(index: int, path: str, key: str, doc: dict[str, Any], zarr_format: int
-               ) -> _Level:
-    """Shape, dtype and dimension names read straight from an array document that ngffcore
-    cannot open (each None when it cannot be made out)."""
-    shape: Any = doc.get("shape")
-    ok_shape = isinstance(shape, list) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
-    name = doc.get("dtype" if zarr_format == 2 else "data_type")
-    try:
-        # np.dtype(None) would be float64: only a named type counts
-        dtype: np.dtype | None = np.dtype(name) if isinstance(name, str) else None
-    except (TypeError, ValueError):
-        dtype = None
-    names = doc.get("dimension_names")
-    return _Level(index, path, key, tuple(shape) if ok_shape else None, dtype,
-                  tuple(names) if isinstance(names, list) else None)
+        return LevelDoc(index, path, key, meta.shape, meta.dtype, meta.dimension_names)

@@ -177,10 +177,19 @@ async def gather_or_cancel(*aws: Any) -> list[Any]:
 #: has room reserved for) and not yet decoded
 DEFAULT_MAX_BYTES_IN_FLIGHT = 512 * 1024 * 1024
 
-#: the byte budget (``remote._Budget``) of the read running in this context, or None. A GET
+#: the byte budget (``zarr.pipeline.Budget``) of the read running in this context, or None. A GET
 #: takes room for its body when the response headers have told its length, before reading
 #: it: the bound then holds for bytes held, however many requests are in flight
 BODY_BUDGET: ContextVar[Any] = ContextVar("ngffcore_body_budget", default=None)
+
+
+async def hold_body(nbytes: int) -> None:
+    """Take room in the context's budget for a body of ``nbytes`` that a store holds whole
+    already (memory, a local file read): every store's ``get`` takes its body's room, so
+    the read that releases it as chunks are decoded never gives back more than it took."""
+    budget = BODY_BUDGET.get()
+    if budget is not None:
+        await budget.reserve(nbytes)
 
 
 async def read_body(result: Any) -> Any:

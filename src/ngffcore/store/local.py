@@ -1,15 +1,24 @@
 """``LocalStore``: a directory on the local file system, read without blocking and without
-leaving its root (see ``localfile``)."""
+leaving its root, written atomically (see ``localfile``); its chunk files are read by the
+native core itself, beneath ``local_root``."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ngffcore.errors import StoreError
+from ngffcore.errors import ArgumentError, MetadataError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
+from ngffcore.store.ioloop import hold_body
 from ngffcore.store.keys import check_key
-from ngffcore.store.localfile import open_regular, read_at, read_to_end
+from ngffcore.store.localfile import open_regular, read_at, read_to_end, write_atomic
+from ngffcore.store.protocol import ByteRange, Got, check_range, check_span, range_kind, span_in
+from ngffcore.store.stats import RequestStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 class LocalStore:
@@ -18,15 +27,34 @@ class LocalStore:
     Files are opened without blocking and only if they are regular files (a FIFO, socket or
     device is a StoreError at once). A symbolic link leading outside the root is refused
     (StoreError) unless ``follow_external_links`` (default False); links that stay inside
-    work, and a dangling one reads as missing."""
+    work, and a dangling one reads as missing. Writes never go through a link leading
+    outside either.
+
+    ``put`` writes atomically (temporary file + rename); with ``fsync=True`` (default False)
+    each written file and its directory are also flushed to disk before ``put`` returns.
+    Every method runs to completion without suspending (``inline``)."""
+
+    #: capability flags (see ``protocol.Store``)
+    suffix_ranges = True
+    atomic_put = True
+    writable = True
+    inline = True
+    concurrency = 64
 
     def __init__(self, root: str | os.PathLike[str], *,
-                 follow_external_links: bool = False) -> None:
+                 follow_external_links: bool = False, fsync: bool = False) -> None:
         if not isinstance(follow_external_links, bool):
             raise TypeError("follow_external_links must be True or False")
+        if not isinstance(fsync, bool):
+            raise TypeError("fsync must be True or False")
         self.root = os.path.abspath(os.fspath(root))
         self.url = "file://" + self.root
         self.follow_external_links = follow_external_links
+        self.fsync = fsync
+        self.stats = RequestStats()
+        #: the native core reads chunk files beneath this directory itself (confined to it
+        #: unless ``follow_external_links``: see ``confine``)
+        self.local_root: bytes | None = os.fsencode(os.path.join(self.root, ""))
 
     @property
     def confine(self) -> bytes | None:
@@ -40,6 +68,11 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as how to re-open: the root and the options (request counters do not
+        travel)."""
+        return (_reopen, (self.root, self.follow_external_links, self.fsync))
 
     @property
     def identity(self) -> Hashable:
@@ -57,62 +90,117 @@ class LocalStore:
         """File path of ``key``; the C workers read chunk files themselves."""
         return os.path.join(self.root, check_key(key)) if key else self.root
 
-    def get(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
-        """The whole object, or None if it does not exist. An object larger than
-        ``max_bytes`` (a metadata document larger than the metadata limit) is refused before
-        it is read."""
-        limit = body_limit(key, max_bytes)
+    async def get(self, key: str, byte_range: ByteRange = None, *,
+                  max_bytes: int | None = None) -> Got | None:
+        """The object (or ``byte_range`` of it, see ``protocol.ByteRange``) and its size, or
+        None if it does not exist. A whole object larger than ``max_bytes`` (a metadata
+        document larger than the metadata limit) is refused before it is read; so is a range
+        longer than ``max_bytes``. Never suspends (``inline``)."""
+        byte_range = check_range(byte_range)
+        kind = range_kind(byte_range)
+        t0 = time.perf_counter()
         opened = self._open(key)
         if opened is None:
+            self.stats.add(**{kind: 1, "not_found": 1})
             return None
         fd, size = opened
+        try:
+            if byte_range is None:
+                data = self._read_whole(fd, key, size, body_limit(key, max_bytes))
+                size = len(data)
+            else:
+                start, stop = span_in(byte_range, size)
+                if max_bytes is not None and stop - start > max_bytes:
+                    raise too_large(self.url, key, stop - start, max_bytes, declared=True)
+                data = read_at(fd, start, stop - start)
+        except BaseException:
+            self.stats.add(**{kind: 1, "errors": 1})
+            raise
+        finally:
+            os.close(fd)
+        self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t0})
+        await hold_body(len(data))
+        return Got(data, size)
+
+    def _read_whole(self, fd: int, key: str, size: int, limit: int | None) -> bytes:
         try:
             if limit is not None and size > limit:
                 raise too_large(self.url, key, size, limit, declared=True)
             data = read_to_end(fd, size, limit)  # bounded while reading, not after
-        except StoreError:
+        except (StoreError, MetadataError):
             raise
         except OSError as exc:
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
-        finally:
-            os.close(fd)
         if limit is not None and len(data) > limit:
             raise too_large(self.url, key, len(data), limit, declared=False)
         return data
 
-    def get_end(self, key: str, length: int, *, suffix: bool) -> tuple[bytes, int] | None:
-        """The last (``suffix``) or first ``length`` bytes and the object's size, or None if
-        it does not exist. A shard index is read this way: one request, no size probe."""
+    async def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]
+                         ) -> list[Buffer] | None:
+        """Bytes ``[start, stop)`` of each range of one object (clipped to its end), from one
+        open; None if it does not exist. Never suspends (``inline``)."""
+        spans = [check_span(r, empty=True) for r in ranges]
         opened = self._open(key)
         if opened is None:
+            self.stats.add(range_get=1, not_found=1)
             return None
         fd, size = opened
         try:
-            # at most the object: a hostile shard index length can be far larger than the
-            # shard (the caller reports that)
-            return read_at(fd, max(0, size - length) if suffix else 0, min(length, size)), size
+            out: list[Buffer] = [read_at(fd, a, min(b, size) - a) if a < size else b""
+                                 for a, b in spans]
         except OSError as exc:
+            self.stats.add(range_get=len(spans), errors=1)
             raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
         finally:
             os.close(fd)
+        nbytes = sum(len(memoryview(d)) for d in out)
+        self.stats.add(range_get=len(spans), bytes=nbytes)
+        await hold_body(nbytes)
+        return out
 
-    async def get_async(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
-        """``get`` for code that serves both store kinds from one coroutine (a local read is
-        one short syscall, done inline)."""
-        return self.get(key, max_bytes=max_bytes)
+    def _write_path(self, key: str) -> str:
+        """File path to write or delete ``key`` at; refused (StoreError) if it would lead
+        outside the root through a symbolic link (unless ``follow_external_links``)."""
+        if not key or key.endswith("/"):
+            raise ArgumentError(f"key {key!r} names no object")
+        path = self.local_path(key)
+        if not self.follow_external_links:
+            root = os.path.realpath(self.root)
+            parent = os.path.realpath(os.path.dirname(path))
+            if parent != root and not parent.startswith(os.path.join(root, "")):
+                raise StoreError(f"cannot write {self.url}/{key}: a symbolic link leads "
+                                 "outside the store root", key=key)
+        return path
 
-    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Bytes ``[start, start + length)`` for each ``(start, length)`` of one object."""
-        opened = self._open(key)
-        if opened is None:
-            raise StoreError(f"cannot read {self.url}/{key}: it does not exist", key=key)
-        fd, _ = opened
+    async def put(self, key: str, data: Buffer) -> None:
+        """Write the object ``key`` atomically (a temporary file in the same directory,
+        renamed over it: readers see the old file or the new one, never a part), creating
+        parent directories; flushed to disk first when the store was made with ``fsync``.
+        Never suspends (``inline``)."""
+        path = self._write_path(key)
+        t0 = time.perf_counter()
         try:
-            return [read_at(fd, start, length) for start, length in ranges]
+            written = write_atomic(path, data, self.fsync)
         except OSError as exc:
-            raise StoreError(f"cannot read {self.url}/{key}: {exc}", key=key) from exc
-        finally:
-            os.close(fd)
+            self.stats.add(put=1, errors=1)
+            raise StoreError(f"cannot write {self.url}/{key}: {exc}", key=key) from exc
+        self.stats.add(put=1, bytes_written=written, seconds=time.perf_counter() - t0)
+
+    async def delete(self, key: str) -> None:
+        """Remove the object ``key`` (a missing one is no error). Never suspends."""
+        path = self._write_path(key)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            self.stats.add(delete=1, errors=1)
+            raise StoreError(f"cannot delete {self.url}/{key}: {exc}", key=key) from exc
+        self.stats.add(delete=1)
+
+
+def _reopen(root: str, follow_external_links: bool, fsync: bool) -> LocalStore:
+    return LocalStore(root, follow_external_links=follow_external_links, fsync=fsync)
 
 
 __all__ = ["LocalStore"]

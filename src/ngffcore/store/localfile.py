@@ -1,11 +1,14 @@
 """Local files read from Python (metadata documents, shard indexes, chunks whose codec the
 core does not link), opened the way the core opens chunk files (``ngff_open_regular`` in
 csrc/ngff_fetch.c): without blocking, regular files only, and beneath the store root unless
-the store follows external links."""
+the store follows external links; and files written whole or not at all (``write_atomic``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from typing import Any
 
 from ngffcore import _core
 from ngffcore.errors import StoreError
@@ -68,3 +71,38 @@ def read_range(path: bytes, offset: int, length: int, root: bytes | None) -> byt
         raise StoreError(f"cannot read {name}: {exc}", key=name) from exc
     finally:
         os.close(fd)
+
+
+def write_atomic(path: str, data: Any, fsync: bool) -> int:
+    """Write ``data`` (bytes-like) as the file ``path``, creating its parent directories:
+    into a temporary file beside it, then renamed over it, so a reader opens the old file or
+    the new one, never a part. With ``fsync`` the file and its directory are flushed to disk
+    before the call returns. Returns the bytes written."""
+    directory, name = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.partial")
+    # O_EXCL: a name another writer (or an attacker's link) holds is never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.write(fd, view[written:])
+        if fsync:
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if fsync:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return written

@@ -1,4 +1,5 @@
-"""Locations (paths, URLs, obstore stores) → a store rooted at the array or group."""
+"""Locations (paths, URLs, obstore stores, ngffcore stores) → a store rooted at the array or
+group."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import unquote, urlparse
 from ngffcore.errors import ArgumentError
 from ngffcore.store.redirects import check_allow_redirects, guard_options
 from ngffcore.store.local import LocalStore
+from ngffcore.store.memory import MemoryStore
 from ngffcore.store.objectstore import ObjectStore
 from ngffcore.store.protocol import Store
 
@@ -48,10 +50,10 @@ def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
 
 
 def _local_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - {"follow_external_links"})
+    unknown = sorted(set(options) - {"follow_external_links", "fsync"})
     if unknown:
-        raise TypeError(f"local paths take no store options but follow_external_links: "
-                        f"{unknown}")
+        raise TypeError(f"local paths take no store options but follow_external_links and "
+                        f"fsync: {unknown}")
     return options
 
 
@@ -69,10 +71,12 @@ def open_store(location: Any, *, concurrency: int = 64, missing_on_403: bool = F
     (endpoint, region, credentials, ``skip_signature``, ``client_options``, ``retry_config``,
     …).
 
-    A local path or ``file://`` URL takes one option, ``follow_external_links`` (default
+    A local path or ``file://`` URL takes two options, ``follow_external_links`` (default
     False): whether symbolic links inside it may lead outside it (by default reading through
-    one raises :class:`ngffcore.StoreError`; links that stay inside always work)."""
-    if isinstance(location, (LocalStore, ObjectStore)):
+    one raises :class:`ngffcore.StoreError`; links that stay inside always work), and
+    ``fsync`` (default False): whether writes are flushed to disk before they return. A
+    store (``LocalStore``, ``ObjectStore``, ``MemoryStore``) is returned as it is."""
+    if isinstance(location, (LocalStore, ObjectStore, MemoryStore)):
         return location
     store = _open_store(location, concurrency, missing_on_403, store_options)
     if max_bytes_in_flight is not None and isinstance(store, ObjectStore):
@@ -100,7 +104,7 @@ def _open_store(location: Any, concurrency: int, missing_on_403: bool,
     scheme = parsed.scheme.lower()
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise ValueError(f"file URL {location!r} names a remote host")
+            raise ArgumentError(f"file URL {location!r} names a remote host")
         return LocalStore(unquote(parsed.path), **_local_options(store_options))
     if scheme in REMOTE_SCHEMES:
         from obstore.store import from_url
@@ -111,5 +115,5 @@ def _open_store(location: Any, concurrency: int, missing_on_403: bool,
         return ObjectStore(from_url(url, **obstore_options), url=url,
                            concurrency=concurrency, missing_on_403=missing_on_403,
                            options=store_options, redirect_guard=guard)
-    raise ValueError(f"unsupported location scheme {scheme!r} (supported: file, "
+    raise ArgumentError(f"unsupported location scheme {scheme!r} (supported: file, "
                      f"{', '.join(REMOTE_SCHEMES)})")

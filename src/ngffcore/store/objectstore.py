@@ -1,5 +1,6 @@
-"""``ObjectStore``: any obstore store (S3, GCS, Azure, HTTP, …), and the process's shared
-stores re-created by unpickling.
+"""``ObjectStore``: any obstore store (S3, GCS, Azure, HTTP, …) behind the Store protocol
+(reads, and for object stores writes, one request each), and the process's shared stores
+re-created by unpickling.
 
 A store never sends a HEAD or LIST: a missing object is learnt from the GET that wanted it.
 """
@@ -10,16 +11,19 @@ import asyncio
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ngffcore.errors import AuthError, StoreError
+from ngffcore.errors import ArgumentError, AuthError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
 from ngffcore.store.ioloop import DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel, read_body, track
-from ngffcore.store.ioloop import LoopThread as _LoopThread
 from ngffcore.store.keys import check_key
+from ngffcore.store.protocol import ByteRange, Got, Suffix, check_range, check_span, span_in
 from ngffcore.store.redirects import refused_target
 from ngffcore.store.retry import RetryPolicy
 from ngffcore.store.stats import RequestStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 class ObjectStore:
@@ -28,6 +32,11 @@ class ObjectStore:
     ``concurrency`` bounds requests in flight per read; ``missing_on_403`` reads objects
     answered 403 as missing (buckets that hide existence), off by default.
     """
+
+    #: its coroutines await the network (``run_sync`` runs them on the I/O loop)
+    inline = False
+    #: no directory the native core could read
+    local_root: bytes | None = None
 
     #: bytes one read may hold received and not yet decoded (a single larger object still
     #: goes through, alone): ``open_store(..., max_bytes_in_flight=)``
@@ -48,11 +57,14 @@ class ObjectStore:
         self._retry_policy = RetryPolicy.of(store)
         # this store's token at the redirect trap (ngffcore.store.redirects), None when unguarded
         self._redirect_guard = redirect_guard
-        from obstore.store import AzureStore
+        from obstore.store import AzureStore, HTTPStore
 
-        #: whether a shard index at the end can be asked for with one suffix range GET
-        #: (obstore's Azure client refuses suffix ranges: Azure Blob Storage has none)
+        #: whether ``get(key, Suffix(n))`` is one GET (obstore's Azure client refuses suffix
+        #: ranges: Azure Blob Storage has none)
         self.suffix_ranges = not isinstance(store, AzureStore)
+        #: plain HTTP(S) locations are read-only; object stores take PUT and DELETE, and
+        #: show a PUT object whole or not at all
+        self.writable = self.atomic_put = not isinstance(store, HTTPStore)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -83,10 +95,8 @@ class ObjectStore:
         return (shared_store, (spec, self.concurrency, self.missing_on_403,
                                self.max_bytes_in_flight))
 
-    def local_path(self, key: str) -> None:
-        return None
-
-    def _error(self, key: str, exc: Exception, retries: int = 0) -> StoreError:
+    def _error(self, key: str, exc: Exception, retries: int = 0, verb: str = "read"
+               ) -> StoreError:
         from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
         if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
@@ -96,7 +106,7 @@ class ObjectStore:
             return StoreError(f"{self.url}/{key} redirected to {target}, another host: refused "
                               "(open the store with allow_redirects=True to follow)", key=key)
         after = f" (body failed {retries + 1} times)" if retries else ""
-        return StoreError(f"cannot read {self.url}/{key}{after}: {exc}", key=key)
+        return StoreError(f"cannot {verb} {self.url}/{key}{after}: {exc}", key=key)
 
     async def _request(self, key: str, kind: str, options: Any, max_bytes: int | None = None
                        ) -> tuple[Any, int] | None:
@@ -159,53 +169,87 @@ class ObjectStore:
                 raise too_large(self.url, key, len(data), max_bytes, declared=False)
             return data, int(result.meta["size"])
 
-    async def get_async(self, key: str, *, max_bytes: int | None = None) -> Any:
-        """The whole object as a bytes-like object, or None if it does not exist. A response
-        declaring more than ``max_bytes`` (for a metadata document: more than the metadata
-        limit) is refused before its body is read."""
-        got = await self._request(key, "get", None, body_limit(key, max_bytes))
-        return None if got is None else got[0]
-
-    async def get_end_async(self, key: str, length: int, *, suffix: bool
-                            ) -> tuple[bytes, int] | None:
-        """The last (``suffix``) or first ``length`` bytes and the object's size, from one
-        ranged GET (the response carries the size: no HEAD).
+    async def get(self, key: str, byte_range: ByteRange = None, *,
+                  max_bytes: int | None = None) -> Got | None:
+        """The object (or ``byte_range`` of it, see ``protocol.ByteRange``) as a bytes-like
+        object, and its size, from one GET (the response carries the size: no HEAD); None if
+        it does not exist. A response declaring more than ``max_bytes`` (for a whole
+        metadata document: more than the metadata limit) is refused before its body is read.
 
         Azure Blob Storage does not accept suffix ranges (``bytes=-n``; obstore's Azure client
-        refuses them before sending): on an ``AzureStore`` the size comes from a 1-byte ranged
-        GET and the end from a second ranged GET (two round trips instead of one; no HEAD)."""
-        if not suffix:
-            return await self._request(key, "range_get", {"range": (0, length)})
-        if self.suffix_ranges:
-            return await self._request(key, "suffix_get", {"range": {"suffix": length}})
-        first = await self._request(key, "range_get", {"range": (0, 1)})
-        if first is None:
-            return None
-        size = first[1]
-        if size <= 1:
-            return first
-        got = await self._request(key, "range_get", {"range": (max(0, size - length), size)})
-        if got is None:
-            raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
-        return got
+        refuses them before sending): there (``suffix_ranges`` False) a ``Suffix`` read costs
+        a 1-byte ranged GET for the size and a second ranged GET for the end (no HEAD)."""
+        byte_range = check_range(byte_range)
+        if byte_range is None:
+            got = await self._request(key, "get", None, body_limit(key, max_bytes))
+        elif not isinstance(byte_range, Suffix):
+            got = await self._request(key, "range_get", {"range": byte_range}, max_bytes)
+        elif self.suffix_ranges:
+            got = await self._request(key, "suffix_get", {"range": {"suffix": byte_range.length}},
+                                      max_bytes)
+        else:
+            got = await self._request(key, "range_get", {"range": (0, 1)})
+            if got is not None and got[1] > 1:
+                start, stop = span_in(byte_range, got[1])
+                got = await self._request(key, "range_get", {"range": (start, stop)}, max_bytes)
+                if got is None:
+                    raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+        return None if got is None else Got(got[0], got[1])
 
-    async def get_ranges_async(self, key: str, ranges: Sequence[tuple[int, int]]
-                               ) -> list[Any]:
-        """Bytes of each ``(start, length)`` of one object, one ranged GET per range. Nearby
-        ranges are merged by the caller (see ``coalesce``)."""
+    async def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]
+                         ) -> list[Buffer] | None:
+        """Bytes ``[start, stop)`` of each range of one object, one ranged GET per non-empty
+        range, sent concurrently (nearby ranges are merged by the caller); None if the object
+        does not exist."""
+        spans = [check_span(r, empty=True) for r in ranges]
+        wanted = [s for s in spans if s[1] > s[0]]
         parts = await gather_or_cancel(*(
-            self._request(key, "range_get", {"range": (start, start + length)})
-            for start, length in ranges))
-        out = []
-        for (start, length), part in zip(ranges, parts):
-            if part is None:
-                raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
-            out.append(part[0])
-        return out
+            self._request(key, "range_get", {"range": span}) for span in wanted))
+        if parts and all(p is None for p in parts):
+            return None
+        if any(p is None for p in parts):
+            raise StoreError(f"{self.url}/{key} disappeared while reading it", key=key)
+        got = iter(parts)
+        return [next(got)[0] if b > a else b"" for a, b in spans]
 
-    def get(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
-        data = _LoopThread.run(self.get_async(key, max_bytes=max_bytes))
-        return None if data is None else bytes(data)
+    async def put(self, key: str, data: Buffer) -> None:
+        """Write the object ``key`` with one PUT (an object store shows a PUT whole or not at
+        all). StoreError on a read-only store (HTTP)."""
+        import obstore
+
+        self._writable(key)
+        n = len(memoryview(data))
+        t0 = time.perf_counter()
+        try:
+            await track(obstore.put_async(self.store, key, data, use_multipart=False))
+        except Exception as exc:  # obstore raises many kinds; all become StoreError
+            self.stats.add(put=1, errors=1, seconds=time.perf_counter() - t0)
+            raise self._error(key, exc, verb="write") from exc
+        self.stats.add(put=1, bytes_written=n, seconds=time.perf_counter() - t0)
+
+    async def delete(self, key: str) -> None:
+        """Delete the object ``key`` with one request; a missing object is no error.
+        StoreError on a read-only store (HTTP)."""
+        import obstore
+        from obstore.exceptions import NotFoundError as ObsNotFound
+
+        self._writable(key)
+        t0 = time.perf_counter()
+        try:
+            await track(obstore.delete_async(self.store, key))
+        except (ObsNotFound, FileNotFoundError):
+            pass
+        except Exception as exc:  # obstore raises many kinds; all become StoreError
+            self.stats.add(delete=1, errors=1, seconds=time.perf_counter() - t0)
+            raise self._error(key, exc, verb="delete") from exc
+        self.stats.add(delete=1, seconds=time.perf_counter() - t0)
+
+    def _writable(self, key: str) -> None:
+        if not key or key.endswith("/"):
+            raise ArgumentError(f"key {key!r} names no object")
+        check_key(key)
+        if not self.writable:
+            raise StoreError(f"cannot write {self.url}/{key}: the store is read-only", key=key)
 
 
 #: stores re-created by unpickling, by a digest of how they were opened (bounded LRU)

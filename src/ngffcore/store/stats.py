@@ -1,4 +1,5 @@
-"""``RequestStats``: the requests one store has sent, by kind."""
+"""``RequestStats``: the requests one store has sent (or, for a local or memory store, the
+reads and writes it has served), by kind."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ class RequestStats:
     ``errors``: GETs that failed; ``retries``: GETs ngffcore sent again because a body failed
     after its headers (each attempt also counts as a request of its kind; obstore's own
     retries before the headers are not visible here); ``bytes``: body bytes received;
-    ``seconds``: summed request latency. A store never sends HEAD or LIST.
+    ``seconds``: summed request latency; ``put``: objects written (one request each);
+    ``delete``: delete requests; ``bytes_written``: bytes of objects written. A store never
+    sends HEAD or LIST.
+
+    Every store counts: a local or memory store counts the reads and writes made through its
+    methods (chunk files the native core reads itself, beneath ``local_root``, are not).
     """
 
     FIELDS = ("get", "range_get", "suffix_get", "not_found", "errors", "retries", "bytes",
-              "seconds")
+              "seconds", "put", "delete", "bytes_written")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -35,8 +41,9 @@ class RequestStats:
 
     @property
     def requests(self) -> int:
+        """Requests of every kind: reads, writes and deletes."""
         c = self.snapshot()
-        return int(c["get"] + c["range_get"] + c["suffix_get"])
+        return int(c["get"] + c["range_get"] + c["suffix_get"] + c["put"] + c["delete"])
 
     def reset(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
-"""``open_array`` and :class:`Array`: metadata once, then plan → fetch → decode → numpy."""
+"""``open_array`` and :class:`Array`: metadata once, then reads (plan → source → decode, see
+``pipeline.py``), written once for sync and async callers (``steps.py``), through a chunk
+cache or not (``cacheread.py``)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from typing import Any
@@ -10,20 +11,21 @@ from typing import Any
 import numpy as np
 
 from ngffcore import _core
-from ngffcore.zarr import remote
-from ngffcore.zarr.cache import ChunkCache
-from ngffcore.zarr.cacheread import CachedRead, stored_sources
-from ngffcore.errors import MetadataError, NotFoundError, OutputError, ReadLimitError
+from ngffcore.errors import ArgumentError, MetadataError, NotFoundError, OutputError
+from ngffcore.errors import ReadLimitError
 from ngffcore.limits import get_max_read_bytes
-from ngffcore.zarr.fetch import Source, chunk_sources, load_source
 from ngffcore.store.location import open_store
-from ngffcore.zarr.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
-from ngffcore.zarr.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
-from ngffcore.store.local import LocalStore
-from ngffcore.store.objectstore import ObjectStore
+from ngffcore.store.protocol import Store, get_data
 from ngffcore.store.stats import RequestStats
-from ngffcore.store.protocol import Store
-from ngffcore.store.ioloop import run_on_io_loop
+from ngffcore.store.sync import run_sync
+from ngffcore.zarr.cache import ChunkCache
+from ngffcore.zarr.cacheread import CachedRead
+from ngffcore.zarr.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
+from ngffcore.zarr.pipeline import PlannedRequest, planned_requests
+from ngffcore.zarr.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
+from ngffcore.zarr.sharding import ShardIndex
+from ngffcore.zarr.source import file_confine
+from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive
 
 
 def open_array(location: Any, *, zarr_format: int | None = None, **store_options: Any
@@ -54,9 +56,14 @@ class Array:
         self._meta = meta
         # where the array lives in its store; chunk keys start with it
         self._key_path = path
-        # shard key -> parsed index (or None: no such shard); remote stores only, since a
-        # local index costs one pread and a cached one could go stale under a writer
-        self._index_cache: dict[str, Any] = {}
+        # shard key -> parsed index (or None: no such shard), for stores that hand over
+        # bytes (a local index costs one pread, and a cached one could go stale under a writer)
+        self._index_cache: dict[str, ShardIndex | None] = {}
+
+    @property
+    def store(self) -> Store:
+        """The store this array reads from (shared with the arrays opened from it)."""
+        return self._store
 
     @property
     def path(self) -> str:
@@ -94,18 +101,14 @@ class Array:
 
     @classmethod
     def _open(cls, store: Store, zarr_format: int | None, path: str = "") -> "Array":
-        for fmt, key in _metadata_keys(zarr_format, path):
-            # asked one after the other: a v3 open stays exactly one GET (issue 3)
-            raw = store.get(key)
-            if raw is not None:
-                return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path)
-        raise _not_found(store, zarr_format, path)
+        return run_sync(store, cls._open_async(store, zarr_format, path))
 
     @classmethod
     async def _open_async(cls, store: Store, zarr_format: int | None, path: str = ""
                           ) -> "Array":
         for fmt, key in _metadata_keys(zarr_format, path):
-            raw = await store.get_async(key)
+            # asked one after the other: a v3 open stays exactly one GET (issue 3)
+            raw = await get_data(store, key)
             if raw is not None:
                 return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path)
         raise _not_found(store, zarr_format, path)
@@ -170,7 +173,7 @@ class Array:
         """User attributes (v3: from ``zarr.json``; v2: ``.zattrs``, read on first use)."""
         if self._meta.attributes is None:
             prefix = f"{self._key_path}/" if self._key_path else ""
-            raw = self._store.get(prefix + ".zattrs")
+            raw = run_sync(self._store, get_data(self._store, prefix + ".zattrs"))
             attrs = parse_json(raw, f"{self._store.url}/{prefix}.zattrs") if raw else {}
             object.__setattr__(self._meta, "attributes", attrs)
         return self._meta.attributes  # type: ignore[return-value]
@@ -186,55 +189,11 @@ class Array:
         ``cache``: take chunks from it and keep the ones decoded here (see ``cache.py``)."""
         sel = normalize_selection(selection, self._meta.shape)
         out = self._output(sel, out)
-        if out.size == 0:
-            return out
-        if cache is not None and self._meta.ndim:
-            cr = CachedRead(self, self._plan_selection(sel), sel, out, cache)
-            direct = cr.direct()
-            if direct is not None:  # not admitted: decoded into out, no slab
-                if isinstance(self._store, ObjectStore):
-                    run_on_io_loop(self._read_remote(direct, sel, out))
-                else:
-                    self._decode(direct, *chunk_sources(self._store, direct), sel, out)
-            while cr.todo:
-                claim = cache.claim(cr.keys, cr.todo, cr.nbytes(len(cr.todo)))
-                try:
-                    if claim.mine:
-                        fill, decode = cr.fill(claim.mine)
-                        if isinstance(self._store, ObjectStore):
-                            run_on_io_loop(remote.read_into(
-                                self._store, fill, self._core_view(sel, out),
-                                self._index_cache, decode=decode))
-                        else:
-                            self._fill_local(fill, decode)
-                        cr.keep()
-                finally:
-                    cache.release(claim)
-                for pending in claim.others:
-                    pending.wait()
-                cr.collect()
-            cr.finish()
-            return out
-        meta = self._meta
-        if (isinstance(self._store, LocalStore) and meta.codec.shard is None
-                and not meta.codec.python_stages):
-            # the common local case: everything from plan to scatter in one native call
-            assert meta.codec.pipeline is not None
-            prefix = f"{self._key_path}/" if self._key_path else ""
-            _core.read_chunk_files(meta.codec.pipeline, self._core_view(sel, out), meta.shape,
-                                   meta.grid_shape, sel.start, sel.stop,
-                                   os.fsencode(os.path.join(
-                                       self._store.local_path(self._key_path), "")),
-                                   meta.key_encoding, meta.key_separator, prefix,
-                                   self._store.confine)
-            return out
-        plan = self._plan_selection(sel)
-        if isinstance(self._store, ObjectStore):
-            # on ngffcore's own event loop thread: works even inside a running event loop
-            run_on_io_loop(self._read_remote(plan, sel, out))
-            return out
-        sources, names = chunk_sources(self._store, plan)
-        self._decode(plan, sources, names, sel, out)
+        if out.size:
+            if cache is None and self._files_root() is not None:
+                self._read_files(sel, out)  # the common local case, no coroutine at all
+            else:
+                drive(self._read(sel, out, cache, SYNC))
         return out
 
     async def read_async(self, selection: Any = Ellipsis, out: np.ndarray | None = None, *,
@@ -244,73 +203,76 @@ class Array:
         so nothing writes into ``out`` after this returns or raises)."""
         sel = normalize_selection(selection, self._meta.shape)
         out = self._output(sel, out)
-        if out.size == 0:
-            return out
-        plan = self._plan_selection(sel)
-        if cache is not None and self._meta.ndim:
-            cr = CachedRead(self, plan, sel, out, cache)
-            direct = cr.direct()
-            if direct is not None:  # not admitted: decoded into out, no slab
-                if isinstance(self._store, ObjectStore):
-                    await self._read_remote(direct, sel, out)
-                else:
-                    sources, names = await asyncio.get_running_loop().run_in_executor(
-                        None, chunk_sources, self._store, direct)
-                    await _to_completion(self._decode, direct, sources, names, sel, out)
-            while cr.todo:
-                claim = cache.claim(cr.keys, cr.todo, cr.nbytes(len(cr.todo)))
-                try:
-                    if claim.mine:
-                        fill, decode = cr.fill(claim.mine)
-                        if isinstance(self._store, ObjectStore):
-                            await remote.read_into(self._store, fill, self._core_view(sel, out),
-                                                   self._index_cache, decode=decode)
-                        else:
-                            await _to_completion(self._fill_local, fill, decode)
-                        cr.keep()
-                finally:
-                    cache.release(claim)
-                for pending in claim.others:
-                    await pending.wait_async()
-                cr.collect()
-            await _to_completion(cr.finish)
-            return out
-        if isinstance(self._store, ObjectStore):
-            await self._read_remote(plan, sel, out)
-            return out
-        assert isinstance(self._store, LocalStore)
-        sources, names = await asyncio.get_running_loop().run_in_executor(
-            None, chunk_sources, self._store, plan)
-        await _to_completion(self._decode, plan, sources, names, sel, out)
+        if out.size:
+            await self._read(sel, out, cache, ASYNC)
         return out
 
-    # -- reads through a chunk cache (cacheread.py) ----------------------------------------
-    def _fill_local(self, fill: ChunkPlan, decode: remote.BatchDecoder) -> None:
-        assert isinstance(self._store, LocalStore)
-        sources, names = chunk_sources(self._store, fill)
-        decode(np.arange(len(fill), dtype=np.int64), stored_sources(sources), names)
+    async def _read(self, sel: Selection, out: np.ndarray, cache: ChunkCache | None,
+                    steps: Steps) -> None:
+        """One read of ``sel`` into ``out``, for both callers: ``steps`` does the waiting
+        (``steps.py``)."""
+        view = self._core_view(sel, out)
+        store, index_cache = self._store, self._index_cache
+        if cache is None or not self._meta.ndim:
+            if self._files_root() is not None:
+                await steps.call(self._read_files, sel, out)
+            else:
+                await steps.fetch(store, self._plan_selection(sel), view, index_cache)
+            return
+        cr = CachedRead(self, self._plan_selection(sel), sel, out, cache)
+        direct = cr.direct()
+        if direct is not None:  # not admitted: decoded into out, no slab
+            await steps.fetch(store, direct, view, index_cache)
+        while cr.todo:
+            claim = cache.claim(cr.keys, cr.todo, cr.nbytes(len(cr.todo)))
+            try:
+                if claim.mine:
+                    fill, decode = cr.fill(claim.mine)
+                    await steps.fetch(store, fill, view, index_cache, decode)
+                    cr.keep()
+            finally:
+                cache.release(claim)
+            for pending in claim.others:
+                await steps.wait(pending)
+            cr.collect()
+        await steps.call(cr.finish)
 
-    async def _read_remote(self, plan: ChunkPlan, sel: Selection, out: np.ndarray) -> None:
-        assert isinstance(self._store, ObjectStore)
-        await remote.read_into(self._store, plan, self._core_view(sel, out), self._index_cache)
+    def _files_root(self) -> bytes | None:
+        """The array's directory when one native call reads the whole selection (chunk files
+        the core reads itself: a store with ``local_root``, unsharded, no Python stages)."""
+        root = self._store.local_root
+        codec = self._meta.codec
+        if root is None or codec.shard is not None or codec.python_stages:
+            return None
+        return root + os.fsencode(self._key_path + "/") if self._key_path else root
 
-    def plan(self, selection: Any = Ellipsis) -> list[remote.PlannedRequest]:
+    def _read_files(self, sel: Selection, out: np.ndarray) -> None:
+        """Everything from plan to scatter in one native call."""
+        meta = self._meta
+        assert meta.codec.pipeline is not None
+        root = self._files_root()
+        assert root is not None
+        prefix = f"{self._key_path}/" if self._key_path else ""
+        _core.read_chunk_files(meta.codec.pipeline, self._core_view(sel, out), meta.shape,
+                               meta.grid_shape, sel.start, sel.stop, root, meta.key_encoding,
+                               meta.key_separator, prefix, file_confine(self._store))
+
+    def plan(self, selection: Any = Ellipsis) -> list[PlannedRequest]:
         """The requests a read of ``selection`` would send now, sending none (a dry run).
 
-        Remote stores: one ``get`` per chunk object; for shards, the index request (until it
-        is cached) and the coalesced ranged reads. Local stores: one ``get`` per chunk object
-        (a file read)."""
+        One ``get`` per chunk object; for shards, the index request (until it is cached:
+        stores that hand over bytes cache indexes per array, local ones read them each time)
+        and the coalesced ranged reads (an index at the end costs two requests on a store
+        without suffix ranges: Azure)."""
         plan = self._plan(selection)
-        if isinstance(self._store, ObjectStore):
-            return remote.planned_requests(plan, self._index_cache,
-                                           suffix_ranges=self._store.suffix_ranges)
-        return remote.planned_requests(plan, {})
+        cached = self._index_cache if self._store.local_root is None else {}
+        return planned_requests(plan, cached, suffix_ranges=self._store.suffix_ranges)
 
     @property
     def stats(self) -> RequestStats | None:
         """Requests sent by this array's store (shared by arrays on the same store); None for
-        local stores, which send none."""
-        return self._store.stats if isinstance(self._store, ObjectStore) else None
+        a store that sends none (local, memory: ``store.inline``)."""
+        return None if self._store.inline else self._store.stats
 
     def _output(self, sel: Selection, out: np.ndarray | None) -> np.ndarray:
         shape = sel.out_shape
@@ -341,12 +303,6 @@ class Array:
         """The chunks a read of ``selection`` touches, without reading anything."""
         return self._plan_selection(normalize_selection(selection, self._meta.shape))
 
-    def _decode(self, plan: ChunkPlan, sources: list[Source], names: list[str],
-                sel: Selection, out: np.ndarray) -> None:
-        assert plan.codec.pipeline is not None  # innermost chunks always have one
-        _core.decode_batch(plan.codec.pipeline, self._core_view(sel, out), plan.boxes, sources,
-                           names)
-
     @staticmethod
     def _core_view(sel: Selection, out: np.ndarray) -> np.ndarray:
         """The core writes boxes of an ndim-dimensional output: dropped axes come back as
@@ -355,39 +311,11 @@ class Array:
             return out[tuple(None if d else slice(None) for d in sel.dropped)]
         return out
 
-    def _prefetch(self, selection: Any = Ellipsis) -> "PrefetchedRead":
-        """Read every needed chunk's bytes into memory now; ``.run(out)`` then decodes and
-        scatters them in one native call (the benchmark's no-I/O limit). Local arrays only:
-        benchmarks of remote reads measure their limit on the same data opened locally."""
-        if not isinstance(self._store, LocalStore):
-            raise TypeError("_prefetch reads local arrays only")
-        sel = normalize_selection(selection, self._meta.shape)
-        plan = self._plan_selection(sel)
-        sources, names = chunk_sources(self._store, plan)
-        loaded: list[Source] = [load_source(s) for s in sources]
-        return PrefetchedRead(self, sel, plan, loaded, names)
-
-
-async def _to_completion(fn: Any, *args: Any) -> None:
-    """Run native work (which writes into the caller's buffers) on a worker thread. If the
-    awaiting task is cancelled, the work still runs to its end before CancelledError
-    propagates: nothing writes into ``out`` after the read has returned or raised."""
-    work = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        while not work.done():
-            try:
-                await asyncio.wait([work])
-            except asyncio.CancelledError:
-                pass
-        raise
-
 
 def _metadata_keys(zarr_format: int | None, path: str) -> list[tuple[int, str]]:
     """The metadata objects that may describe an array at ``path``, in the order asked."""
     if zarr_format not in (None, 2, 3):
-        raise ValueError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
+        raise ArgumentError(f"zarr_format must be 2, 3 or None, not {zarr_format!r}")
     prefix = f"{path}/" if path else ""
     return [(fmt, prefix + name) for fmt, name in ((3, "zarr.json"), (2, ".zarray"))
             if zarr_format in (None, fmt)]
@@ -405,26 +333,4 @@ def _not_found(store: Store, zarr_format: int | None, path: str) -> NotFoundErro
                          path=f"{store.url}/{path}")
 
 
-class PrefetchedRead:
-    """Encoded bytes of one read, held in memory; decoding them does no I/O."""
-
-    def __init__(self, array: Array, sel: Selection, plan: ChunkPlan, sources: list[Source],
-                 names: list[str]) -> None:
-        self.array = array
-        self.selection = sel
-        self.plan = plan
-        self.sources = sources
-        self.names = names
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.selection.out_shape
-
-    def run(self, out: np.ndarray | None = None) -> np.ndarray:
-        out = self.array._output(self.selection, out)
-        if out.size:
-            self.array._decode(self.plan, self.sources, self.names, self.selection, out)
-        return out
-
-
-__all__ = ["Array", "open_array", "PrefetchedRead", "MetadataError"]
+__all__ = ["Array", "open_array", "MetadataError"]

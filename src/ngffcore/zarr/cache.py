@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ngffcore.errors import ArgumentError
+
 #: default size of an image's cache (bytes)
 DEFAULT_CACHE_BYTES = 512 * 2**20
 #: default bound of the spare slab buffers a cache keeps for reuse (bytes; also at most a
@@ -148,11 +150,11 @@ class ChunkCache:
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *, bypass_fraction: float = 0.25,
                  spare_bytes: int | None = None) -> None:
         if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+            raise ArgumentError("max_bytes must be >= 0")
         if not 0 < bypass_fraction <= 1:
-            raise ValueError("bypass_fraction must be in (0, 1]")
+            raise ArgumentError("bypass_fraction must be in (0, 1]")
         if spare_bytes is not None and spare_bytes < 0:
-            raise ValueError("spare_bytes must be >= 0")
+            raise ArgumentError("spare_bytes must be >= 0")
         self.max_bytes = int(max_bytes)
         self.bypass_fraction = bypass_fraction
         self.spare_bytes = (min(DEFAULT_SPARE_BYTES, self.max_bytes // 4) if spare_bytes is None
@@ -273,7 +275,7 @@ class ChunkCache:
         """Hold ``chunks`` (one per key: views of ``slab``, or of the slabs it lists, or
         ``MISSING``) until they are evicted, all together."""
         if len(keys) != len(chunks):
-            raise ValueError("one chunk per key")
+            raise ArgumentError("one chunk per key")
         slabs = [slab] if isinstance(slab, np.ndarray) else list(slab)
         bufs = []
         nbytes = MISSING_BYTES * sum(chunk is MISSING for chunk in chunks)

@@ -12,7 +12,6 @@ kept as the marker ``MISSING``, never as a decoded buffer of its size.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from typing import TYPE_CHECKING, Any, Hashable
 
@@ -31,14 +30,6 @@ def subplan(plan: ChunkPlan, which: list[int]) -> ChunkPlan:
     idx = np.asarray(which, dtype=np.int64)
     return ChunkPlan(np.ascontiguousarray(plan.boxes[idx]), [plan.keys[i] for i in which],
                      None if plan.inner is None else plan.inner[idx], plan.levels, plan.codec)
-
-
-def stored_sources(sources: list[Any]) -> list[Any]:
-    """Local sources with chunk files that do not exist replaced by None (missing), so a
-    read through the cache knows before decoding which chunks need slab memory. (A file
-    removed after this check reads as the fill value, as it would have a moment earlier.)"""
-    return [None if isinstance(s, tuple) and s[2] < 0 and not os.path.exists(s[0]) else s
-            for s in sources]
 
 
 class CachedRead:
@@ -81,7 +72,7 @@ class CachedRead:
 
     def fill(self, which: list[int]) -> tuple[ChunkPlan, Any]:
         """The plan that fetches chunks ``which``, and the batch decoder (see
-        ``remote.read_into``) that decodes them into slabs and places them into ``out``."""
+        ``pipeline.read_into``) that decodes them into slabs and places them into ``out``."""
         def decode(idx: np.ndarray, sources: list[Any], names: list[str]) -> None:
             self._decode([which[j] for j in idx.tolist()], sources, names)
         return subplan(self.plan, which), decode
@@ -155,4 +146,4 @@ class CachedRead:
                            self.array._core_view(self.sel, self.out), boxes, sources, names)
 
 
-__all__ = ["CachedRead", "subplan", "stored_sources"]
+__all__ = ["CachedRead", "subplan"]
