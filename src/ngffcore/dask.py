@@ -48,16 +48,18 @@ import math
 import operator
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from ngffcore import _core
 from ngffcore.errors import ArgumentError, SelectionError
-from ngffcore.zarr.array import Array
 from ngffcore.zarr.grid import Box, cells_spanned, cut
 from ngffcore.zarr.plan import normalize_selection
+
+if TYPE_CHECKING:  # Array.to_dask imports this module: no import of zarr.array at run time
+    from ngffcore.zarr.array import Array
 
 #: target size of one block (bytes of decoded pixels) when ``chunks`` is not given
 DEFAULT_BLOCK_BYTES = 64 * 2**20

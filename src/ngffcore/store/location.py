@@ -4,50 +4,16 @@ group."""
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ngffcore.errors import ArgumentError
-from ngffcore.store.redirects import check_allow_redirects, guard_options
 from ngffcore.store.local import LocalStore
 from ngffcore.store.memory import MemoryStore
 from ngffcore.store.objectstore import ObjectStore
 from ngffcore.store.protocol import Store
 
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "http", "https")
-
-# Bounded by default: a viewer wants an error within seconds, not obstore's 3-minute budget.
-DEFAULT_RETRY = {"max_retries": 3, "retry_timeout": timedelta(seconds=30),
-                 "backoff": {"init_backoff": timedelta(milliseconds=100),
-                             "max_backoff": timedelta(seconds=5), "base": 2}}
-DEFAULT_CLIENT = {"timeout": "30s", "connect_timeout": "5s"}
-
-
-def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
-                   ) -> tuple[dict[str, Any], str | None]:
-    """Our defaults under the caller's options (the caller's always win), and the store's
-    redirect guard token (None when unguarded). Plain HTTP is allowed when the caller named
-    it: an ``http://`` location or endpoint. Unless ``allow_redirects=True``, a store whose
-    host is known (an ``http(s)://`` location, or an ``endpoint``) refuses redirects to
-    another host (see ``ngffcore.store.redirects``)."""
-    options = dict(options)
-    allow_redirects = bool(options.pop("allow_redirects", False))
-    options.setdefault("retry_config", DEFAULT_RETRY)
-    client = {**DEFAULT_CLIENT, **(options.get("client_options") or {})}
-    endpoint = str(options.get("endpoint", ""))
-    if scheme == "http" or endpoint.startswith("http://"):
-        client.setdefault("allow_http", True)
-    token = None
-    if allow_redirects:
-        check_allow_redirects(options)
-    else:
-        host = urlparse(endpoint).hostname if endpoint else (
-            urlparse(url).hostname if scheme in ("http", "https") else None)
-        client, token = guard_options(host, client)
-    options["client_options"] = client
-    return options, token
-
 
 def _local_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - {"follow_external_links", "fsync"})
@@ -107,13 +73,7 @@ def _open_store(location: Any, concurrency: int, missing_on_403: bool,
             raise ArgumentError(f"file URL {location!r} names a remote host")
         return LocalStore(unquote(parsed.path), **_local_options(store_options))
     if scheme in REMOTE_SCHEMES:
-        from obstore.store import from_url
-
-        # the caller's options are remembered (not ours): a pickled store re-opens from them
-        url = location.rstrip("/")
-        obstore_options, guard = _with_defaults(scheme, store_options, url)
-        return ObjectStore(from_url(url, **obstore_options), url=url,
-                           concurrency=concurrency, missing_on_403=missing_on_403,
-                           options=store_options, redirect_guard=guard)
+        return ObjectStore.from_url(location.rstrip("/"), store_options,
+                                    concurrency=concurrency, missing_on_403=missing_on_403)
     raise ArgumentError(f"unsupported location scheme {scheme!r} (supported: file, "
                      f"{', '.join(REMOTE_SCHEMES)})")

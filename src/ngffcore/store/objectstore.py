@@ -11,19 +11,53 @@ import asyncio
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from ngffcore.errors import ArgumentError, AuthError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
 from ngffcore.store.ioloop import DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel, read_body, track
 from ngffcore.store.keys import check_key
 from ngffcore.store.protocol import ByteRange, Got, Suffix, check_range, check_span, span_in
-from ngffcore.store.redirects import refused_target
+from ngffcore.store.redirects import check_allow_redirects, guard_options, refused_target
 from ngffcore.store.retry import RetryPolicy
 from ngffcore.store.stats import RequestStats
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
+
+
+# Bounded by default: a viewer wants an error within seconds, not obstore's 3-minute budget.
+DEFAULT_RETRY = {"max_retries": 3, "retry_timeout": timedelta(seconds=30),
+                 "backoff": {"init_backoff": timedelta(milliseconds=100),
+                             "max_backoff": timedelta(seconds=5), "base": 2}}
+DEFAULT_CLIENT = {"timeout": "30s", "connect_timeout": "5s"}
+
+
+def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
+                   ) -> tuple[dict[str, Any], str | None]:
+    """Our defaults under the caller's options (the caller's always win), and the store's
+    redirect guard token (None when unguarded). Plain HTTP is allowed when the caller named
+    it: an ``http://`` location or endpoint. Unless ``allow_redirects=True``, a store whose
+    host is known (an ``http(s)://`` location, or an ``endpoint``) refuses redirects to
+    another host (see ``ngffcore.store.redirects``)."""
+    options = dict(options)
+    allow_redirects = bool(options.pop("allow_redirects", False))
+    options.setdefault("retry_config", DEFAULT_RETRY)
+    client = {**DEFAULT_CLIENT, **(options.get("client_options") or {})}
+    endpoint = str(options.get("endpoint", ""))
+    if scheme == "http" or endpoint.startswith("http://"):
+        client.setdefault("allow_http", True)
+    token = None
+    if allow_redirects:
+        check_allow_redirects(options)
+    else:
+        host = urlparse(endpoint).hostname if endpoint else (
+            urlparse(url).hostname if scheme in ("http", "https") else None)
+        client, token = guard_options(host, client)
+    options["client_options"] = client
+    return options, token
 
 
 class ObjectStore:
@@ -65,6 +99,20 @@ class ObjectStore:
         #: plain HTTP(S) locations are read-only; object stores take PUT and DELETE, and
         #: show a PUT object whole or not at all
         self.writable = self.atomic_put = not isinstance(store, HTTPStore)
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, Any], *, concurrency: int = 64,
+                 missing_on_403: bool = False) -> "ObjectStore":
+        """The store of an ``s3://``, ``gs://``, ``az://`` or ``http(s)://`` URL with obstore
+        ``options`` (credentials, endpoint, ``client_options``, ``allow_redirects``, …), our
+        defaults under them. The caller's options are remembered, not ours: a pickled store
+        re-opens from them."""
+        from obstore.store import from_url
+
+        scheme = urlparse(url).scheme.lower()
+        obstore_options, guard = _with_defaults(scheme, options, url)
+        return cls(from_url(url, **obstore_options), url=url, concurrency=concurrency,
+                   missing_on_403=missing_on_403, options=options, redirect_guard=guard)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -273,11 +321,8 @@ def shared_store(spec: tuple[Any, ...], concurrency: int, missing_on_403: bool,
             _SHARED[digest] = found  # most recently used last
             return found
     if spec[0] == "url":
-        from ngffcore.store.location import open_store
-
-        store = open_store(spec[1], concurrency=concurrency, missing_on_403=missing_on_403,
-                           **spec[2])
-        assert isinstance(store, ObjectStore)
+        store = ObjectStore.from_url(spec[1], spec[2], concurrency=concurrency,
+                                     missing_on_403=missing_on_403)
     else:
         store = ObjectStore(pickle.loads(spec[2]), url=spec[1], concurrency=concurrency,
                             missing_on_403=missing_on_403)
