@@ -431,8 +431,8 @@ int ngff_blosc_identity_shuffle(const uint8_t *src, size_t src_len)
 
 /* Blosc's delta filter (the blosc1 flag, or a blosc2 filter) encodes every block against
  * the first one, which blosc2_getitem_ctx does not decode: blocks after the first come out
- * wrong. Such frames, and frames with a dictionary, are decoded whole. (Called on a checked
- * frame of >= 16 bytes.) */
+ * wrong. Such frames, frames with a dictionary and c-blosc2 special-value chunks are decoded
+ * whole. (Called on a checked frame of >= 16 bytes.) */
 static int blosc_delta(const uint8_t *src, size_t src_len)
 {
     if (!blosc_extended(src)) /* blosc1 header */
@@ -441,6 +441,9 @@ static int blosc_delta(const uint8_t *src, size_t src_len)
         return 1; /* c-blosc2 refuses it anyway */
     if (src[BLOSC2_CHUNK_BLOSC2_FLAGS] & BLOSC2_USEDICT)
         return 1; /* and getitem never loads a frame's dictionary */
+    if ((src[BLOSC2_CHUNK_BLOSC2_FLAGS] >> 4 & BLOSC2_SPECIAL_MASK) != 0)
+        return 1; /* getitem and the whole decode repeat a special value differently (a block
+                   * size beyond the chunk: pipeline-blosc-special-value-getitem.bin) */
     for (int k = 0; k < BLOSC2_MAX_FILTERS; k++)
         if (src[BLOSC2_CHUNK_FILTER_CODES + k] == BLOSC_DELTA)
             return 1;
