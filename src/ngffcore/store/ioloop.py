@@ -34,6 +34,8 @@ _hook_registered = False
 
 def _register_hook() -> None:
     global _hook_registered
+    if _hook_registered:  # every request passes here: no lock once it is done
+        return
     with _lock:
         if not _hook_registered:
             atexit.register(shutdown)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Coroutine, TypeVar
 import numpy as np
 
 from ngffcore.errors import NgffError
-from ngffcore.store.ioloop import run_on_io_loop
+from ngffcore.store.ioloop import run_on_io_loop, settle
 from ngffcore.store.protocol import Store
 from ngffcore.store.sync import run_sync
 from ngffcore.zarr.pipeline import BatchDecoder, read_into
@@ -94,11 +94,7 @@ async def to_completion(fn: Callable[..., Any], *args: Any) -> None:
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:
-        while not work.done():
-            try:
-                await asyncio.wait([work])
-            except asyncio.CancelledError:
-                pass
+        await settle(work)  # however many more cancellations arrive meanwhile
         raise
 
 
