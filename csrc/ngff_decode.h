@@ -13,6 +13,28 @@
 
 enum ngff_delta_kind { NGFF_DELTA_NONE = 0, NGFF_DELTA_INT, NGFF_DELTA_UINT, NGFF_DELTA_FLOAT };
 
+/* Encoder settings of one codec (decoding ignores them); see ngff_encoders.h. */
+typedef struct ngff_codec_params {
+    int32_t level;     /* zstd level (may be negative, as zstd allows); zlib/gzip 0..9 (-1:
+                          zlib's default); blosc clevel 0..9; lz4: acceleration (>= 1) */
+    int32_t cname;     /* blosc: enum ngff_blosc_cname (c-blosc1 compcodes) */
+    int32_t shuffle;   /* blosc: 0 none, 1 byte shuffle, 2 bit shuffle */
+    int32_t typesize;  /* blosc: item size the shuffle uses, 1..255 (0: the pipeline's
+                          itemsize, >255 -> 1) */
+    int64_t blocksize; /* blosc: 0 automatic (as c-blosc 1.x chooses), else bytes */
+    int32_t gzip;      /* NGFF_CODEC_ZLIB: 1 gzip wrapper (numcodecs/zarr "gzip"), 0 zlib
+                          wrapper ("zlib") */
+    int32_t checksum;  /* NGFF_CODEC_ZSTD: 1 writes the frame content checksum */
+} ngff_codec_params;
+
+enum ngff_blosc_cname {
+    NGFF_BLOSC_BLOSCLZ = 0,
+    NGFF_BLOSC_LZ4 = 1,
+    NGFF_BLOSC_LZ4HC = 2,
+    NGFF_BLOSC_ZLIB = 4,
+    NGFF_BLOSC_ZSTD = 5
+};
+
 /* How the chunks of one array are stored, and what the output wants. */
 typedef struct ngff_pipeline {
     int32_t ndim;
@@ -22,6 +44,7 @@ typedef struct ngff_pipeline {
     int32_t delta_swap;                   /* stored elements are not native-endian */
     int32_t n_codecs;                     /* bytes->bytes codecs, in encode order */
     int32_t codecs[NGFF_MAX_CODECS];      /* enum ngff_codec_id */
+    ngff_codec_params params[NGFF_MAX_CODECS]; /* codecs[k]'s encoder settings */
     int64_t chunk_shape[NGFF_MAX_DIMS];   /* logical chunk shape (array axis order) */
     int64_t chunk_strides[NGFF_MAX_DIMS]; /* byte strides of logical axes in the decoded chunk */
     uint8_t fill_value[16];               /* one element, in output byte order */

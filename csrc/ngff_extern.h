@@ -60,4 +60,43 @@ int32_t zng_inflate(zng_stream *strm, int32_t flush);
 int32_t zng_inflateReset(zng_stream *strm);
 int32_t zng_inflateEnd(zng_stream *strm);
 
+/* ---- compress side (encoders, ngff_encoders.c) ---- */
+typedef struct ZSTD_CCtx_s ZSTD_CCtx;
+#define NGFF_ZSTD_c_compressionLevel 100
+#define NGFF_ZSTD_c_contentSizeFlag 200
+#define NGFF_ZSTD_c_checksumFlag 201
+#define NGFF_ZSTD_reset_session_and_parameters 3
+ZSTD_CCtx *ZSTD_createCCtx(void);
+size_t ZSTD_freeCCtx(ZSTD_CCtx *cctx);
+size_t ZSTD_CCtx_reset(ZSTD_CCtx *cctx, int reset);
+size_t ZSTD_CCtx_setParameter(ZSTD_CCtx *cctx, int param, int value);
+size_t ZSTD_compress2(ZSTD_CCtx *cctx, void *dst, size_t dst_capacity, const void *src,
+                      size_t src_size);
+size_t ZSTD_compressCCtx(ZSTD_CCtx *cctx, void *dst, size_t dst_capacity, const void *src,
+                         size_t src_size, int level);
+int ZSTD_maxCLevel(void);
+int ZSTD_minCLevel(void);
+
+#define NGFF_LZ4_MAX_INPUT_SIZE 0x7E000000
+int LZ4_sizeofState(void);
+int LZ4_compress_fast_extState(void *state, const char *src, char *dst, int src_size,
+                               int dst_capacity, int acceleration);
+int LZ4_sizeofStateHC(void);
+int LZ4_compress_HC_extStateHC(void *state, const char *src, char *dst, int src_size,
+                               int dst_capacity, int level);
+
+#define NGFF_Z_DEFLATED 8
+int32_t zng_deflateInit2_(zng_stream *strm, int32_t level, int32_t method, int32_t window_bits,
+                          int32_t mem_level, int32_t strategy, const char *version,
+                          int32_t stream_size);
+int32_t zng_deflate(zng_stream *strm, int32_t flush);
+int32_t zng_deflateReset(zng_stream *strm);
+int32_t zng_deflateEnd(zng_stream *strm);
+size_t zng_compressBound(size_t source_len);
+
+/* c-blosc2's own blosclz encoder (blosc/blosclz.h, not in the installed headers); its last
+ * argument (a blosc2_context) is unused. Output is the blosclz format c-blosc 1.x reads. */
+int blosclz_compress(int clevel, const void *input, int length, void *output, int maxout,
+                     void *ctx);
+
 #endif

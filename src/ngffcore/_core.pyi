@@ -1,6 +1,6 @@
 """Typed surface of the compiled core (checked against the binary by mypy's stubtest)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, Union
 
 import numpy as np
@@ -39,6 +39,7 @@ class Pipeline:
         delta: int = 0,
         delta_swap: bool = False,
         fill_value: bytes = b"",
+        codec_params: Sequence[Mapping[str, int]] = (),
     ) -> None: ...
     @property
     def ndim(self) -> int: ...
@@ -72,6 +73,16 @@ def open_regular(path: bytes, root: bytes | None = None, directory_missing: bool
                  ) -> tuple[int, int, int, str]: ...
 def raise_status(status: int, key: str | None, *, in_shard_index: bool = False,
                  detail: bytes = b"") -> NoReturn: ...
+
+BLOSC_CNAMES: dict[str, int]
+
+def encode_bound(pipeline: Pipeline) -> int: ...
+def encode_batch(
+    pipeline: Pipeline, value: Buffer | NDArray[Any], boxes: NDArray[np.int64],
+    bases: Sequence[_Source], keys: Sequence[str], *, skip_fill: bool,
+) -> list[memoryview | None]: ...
+def _encode_buffer(pipeline: Pipeline, decoded: Buffer, capacity: int,
+                   guard: int = 64) -> tuple[bytes, bool]: ...
 
 RENDER_MAX_CHANNELS: int
 

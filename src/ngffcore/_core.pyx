@@ -67,7 +67,8 @@ cdef class Pipeline:
     cdef ngff_pipeline p
 
     def __init__(self, *, int itemsize, chunk_shape, chunk_strides, codecs=(), int byteswap=0,
-                 int delta=NGFF_DELTA_NONE, bint delta_swap=False, bytes fill_value=b""):
+                 int delta=NGFF_DELTA_NONE, bint delta_swap=False, bytes fill_value=b"",
+                 codec_params=()):
         cdef Py_ssize_t d
         ndim = len(chunk_shape)
         if ndim > NGFF_MAX_DIMS or len(chunk_strides) != ndim:
@@ -85,6 +86,7 @@ cdef class Pipeline:
         self.p.n_codecs = <int32_t>len(codecs)
         for d, c in enumerate(codecs):
             self.p.codecs[d] = c
+        _set_codec_params(&self.p, codecs, codec_params)
         for d in range(ndim):
             self.p.chunk_shape[d] = chunk_shape[d]
             self.p.chunk_strides[d] = chunk_strides[d]
@@ -481,6 +483,10 @@ def read_chunk_files(Pipeline pipeline, out, shape, chunk_shape, sel_start, sel_
 def raise_status(int status, key, *, bint in_shard_index=False, detail=b""):
     """Raise the exception for a native status (used for statuses returned to Python)."""
     _raise_status(status, key, 0, detail, in_shard_index)
+
+
+# Encoding (gather + encode batches): in _core_encode.pxi, part of this module.
+include "_core_encode.pxi"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,6 +75,22 @@ cdef extern from "ngff_decode.h" nogil:
         NGFF_SOURCE_MEMORY
         NGFF_SOURCE_FILE
 
+    enum:
+        NGFF_BLOSC_BLOSCLZ
+        NGFF_BLOSC_LZ4
+        NGFF_BLOSC_LZ4HC
+        NGFF_BLOSC_ZLIB
+        NGFF_BLOSC_ZSTD
+
+    ctypedef struct ngff_codec_params:
+        int32_t level
+        int32_t cname
+        int32_t shuffle
+        int32_t typesize
+        int64_t blocksize
+        int32_t gzip
+        int32_t checksum
+
     ctypedef struct ngff_pipeline:
         int32_t ndim
         int32_t itemsize
@@ -83,6 +99,7 @@ cdef extern from "ngff_decode.h" nogil:
         int32_t delta_swap
         int32_t n_codecs
         int32_t codecs[8]
+        ngff_codec_params params[8]
         int64_t chunk_shape[32]
         int64_t chunk_strides[32]
         uint8_t fill_value[16]
@@ -129,6 +146,28 @@ cdef extern from "ngff_pool.h" nogil:
     ctypedef ngff_status (*ngff_task_fn)(void *ctx, int64_t task)
     ngff_status ngff_pool_for(ngff_pool *pool, int64_t n_tasks, ngff_task_fn fn, void *ctx,
                               int64_t *first_failed)
+
+
+cdef extern from "ngff_encode.h" nogil:
+    ctypedef struct ngff_encode_batch:
+        const ngff_pipeline *pipeline
+        const uint8_t *inp "in"
+        int64_t in_strides[32]
+        int64_t n_chunks
+        const int64_t *boxes
+        const ngff_source *bases
+        const ngff_root *confine
+        uint8_t *out
+        int64_t out_stride
+        int64_t *out_lens
+        int32_t skip_fill
+        ngff_chunk_result *results
+
+    int64_t ngff_encode_bound(const ngff_pipeline *p)
+    ngff_status ngff_pool_encode(ngff_pool *pool, const ngff_encode_batch *batch,
+                                 int64_t *first_failed)
+    ngff_status ngff_encode_buffer(const ngff_pipeline *p, const uint8_t *decoded, uint8_t *out,
+                                   int64_t cap, int64_t *out_len, ngff_chunk_result *res)
 
 
 cdef extern from "ngff_render.h" nogil:
