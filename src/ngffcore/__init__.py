@@ -8,11 +8,16 @@ GIL released.
 from ngffcore import _core
 from ngffcore._core import get_num_threads
 from ngffcore.zarr.array import Array, open_array
+from ngffcore.zarr.create import create_array
 from ngffcore.zarr.cache import CacheStats, ChunkCache
 from ngffcore.ome.collection import Collection, Plate, Well
 from ngffcore.errors import (
     ArgumentError,
     AuthError,
+    CastError,
+    ExistsError,
+    ReadOnlyError,
+    WriteError,
     DecodeError,
     MetadataError,
     NgffError,
@@ -54,6 +59,7 @@ def set_num_threads(n: int) -> None:
 __all__ = [
     "Array",
     "open_array",
+    "create_array",
     "open",
     "open_async",
     "Image",
@@ -88,4 +94,8 @@ __all__ = [
     "get_max_chunk_bytes",
     "StoreError",
     "AuthError",
+    "CastError",
+    "ExistsError",
+    "ReadOnlyError",
+    "WriteError",
 ]

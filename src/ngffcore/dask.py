@@ -1,4 +1,5 @@
-"""Dask arrays read through the core: ``Array.to_dask`` / ``Image.to_dask`` (issue 7).
+"""Dask arrays read through the core: ``Array.to_dask`` / ``Image.to_dask`` (issue 7); and
+written: :func:`store` / ``Array.write_dask`` (issue 15).
 
 Each block of the dask array is one :meth:`ngffcore.Array.read` of its box: one native batch
 locally, one pipelined remote read (every request of the block in flight) for object stores.
@@ -393,6 +394,41 @@ def to_dask(array: Array, chunks: Any = None, *, block_bytes: int | None = None,
                          meta=np.empty((0,) * array.ndim, dtype=array.dtype))
 
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "BlockSource", "block_chunks", "dask_name",
-           "default_block_shape", "public_url", "storage_grid", "to_dask",
-           "worker_pool_size"]
+# -- writing -------------------------------------------------------------------------------
+def aligned_chunks(chunks: tuple[tuple[int, ...], ...], grid: tuple[int, ...],
+                   shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Block sizes near ``chunks`` whose boundaries all lie on the storage ``grid`` (the
+    last block of an axis ends at the array's end): no two blocks share a chunk or shard."""
+    out = []
+    for sizes, g, n in zip(chunks, grid, shape):
+        typical = max(sizes) if sizes else g
+        b = max(g, round(typical / g) * g)
+        out.append(tuple(min(b, n - a) for a in range(0, n, b)) if n else (0,))
+    return tuple(out)
+
+
+def store(source: Any, array: Array, *, compute: bool = True, **compute_kwargs: Any) -> Any:
+    """Write the dask array ``source`` (the array's shape; values cast as ``Array.write``
+    casts) into ``array`` (writable). ``source`` is first rechunked so every block's
+    boundaries lie on the array's object grid (shards, or chunks when unsharded): no two
+    tasks touch one object, so tasks on different processes or machines
+    (``dask.distributed``) never lose each other's data, with no lock. Each task writes its
+    block with one :meth:`Array.write`. ``compute=False`` returns the delayed result, as
+    ``dask.array.store``."""
+    import dask.array as da
+
+    from ngffcore.errors import ReadOnlyError
+
+    if tuple(source.shape) != array.shape:
+        raise ArgumentError(f"the dask array's shape {tuple(source.shape)} is not the "
+                            f"array's {array.shape}")
+    if not array.writable:
+        raise ReadOnlyError(f"{array!r} was opened read-only: open_array(..., mode='r+')")
+    aligned = source.rechunk(aligned_chunks(source.chunks, storage_grid(array), array.shape))
+    target: Any = array  # dask only needs __setitem__
+    return da.store(aligned, target, lock=False, compute=compute, **compute_kwargs)
+
+
+__all__ = ["DEFAULT_BLOCK_BYTES", "BlockSource", "aligned_chunks", "block_chunks",
+           "dask_name", "default_block_shape", "public_url", "storage_grid", "store",
+           "to_dask", "worker_pool_size"]

@@ -22,6 +22,10 @@ __all__ = [
     "ReadLimitError",
     "StoreError",
     "AuthError",
+    "ReadOnlyError",
+    "ExistsError",
+    "CastError",
+    "WriteError",
     "raise_for_status",
 ]
 
@@ -108,6 +112,39 @@ class AuthError(StoreError, PermissionError):
     """The store refused access (HTTP 401/403). Names the location."""
 
 
+class ReadOnlyError(NgffError, PermissionError):
+    """A write to an array opened read-only (``mode="r"``) or to a store that takes no
+    writes (HTTP). Raised before anything is written."""
+
+
+class ExistsError(NgffError, FileExistsError):
+    """``create_array`` found metadata (an array or a group) at the location and was not
+    asked to overwrite it. ``path`` names the document found."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CastError(NgffError, TypeError):
+    """A value cannot be written into an array of this dtype (float into int, a complex into
+    float, a Python int out of range, an object array). Raised before anything is written."""
+
+
+class WriteError(StoreError):
+    """Writing an object failed (after the store's retries). ``key`` names the object that
+    failed; ``written`` lists the keys already written (put or deleted) by the same write,
+    in no particular order: the objects the failed write did change."""
+
+    def __init__(self, message: str, *, key: str | None = None,
+                 written: list[str] | None = None) -> None:
+        super().__init__(message, key=key)
+        self.written = list(written or ())
+
+
 # Native status codes (csrc/ngff_status.h), by name, to the exception they become.
 _STATUS_EXCEPTIONS: dict[str, type[NgffError]] = {
     "NGFF_ERR_TRUNCATED": DecodeError,
@@ -151,4 +188,5 @@ def raise_for_status(
     if cls is not None:
         raise cls(text, key=key, codec=codec)  # type: ignore[call-arg]
     # NGFF_ERR_INVALID_ARGUMENT / NGFF_ERR_OVERFLOW: the plan handed to C was inconsistent.
-    raise NgffError(f"internal error ({status_name}: {status_message}) in {where}{via}")
+    raise NgffError(f"internal error ({status_name}: {status_message}) in {where}{via}"
+                    + (f": {detail}" if detail else ""))

@@ -66,7 +66,7 @@ def test_integer_beyond_python_digit_limit_is_metadata_error(tmp_path: Path) -> 
 
 
 def test_deep_attributes_are_refused_at_open(tmp_path: Path) -> None:
-    deep = _nested(950)
+    deep = _nested(600)
     json.loads(deep)  # valid JSON that Python parses...
     a = _v3_array(tmp_path / "deep", [4], [2], attributes=deep)
     with pytest.raises(ngffcore.MetadataError, match=r"deep/zarr\.json.*nests deeper than 128"):
@@ -83,7 +83,7 @@ def test_deep_attributes_are_refused_at_open(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ['{"multiscales": ' + "7" * 5000 + "}",
-                                  '{"multiscales": [], "x": ' + _nested(950) + "}"])
+                                  '{"multiscales": [], "x": ' + _nested(600) + "}"])
 def test_validate_reports_unrepresentable_json_as_a_problem(tmp_path: Path, text) -> None:
     pytest.importorskip("jsonschema")
     _write_group_doc(tmp_path / "g", "0.4", text)

@@ -13,7 +13,8 @@ from ngffcore.errors import ArgumentError, MetadataError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
 from ngffcore.store.ioloop import hold_body
 from ngffcore.store.keys import check_key
-from ngffcore.store.localfile import open_regular, read_at, read_to_end, write_atomic
+from ngffcore.store.localfile import (is_temporary, open_regular, read_at, read_to_end,
+                                      write_atomic)
 from ngffcore.store.protocol import ByteRange, Got, check_range, check_span, range_kind, span_in
 from ngffcore.store.stats import RequestStats
 
@@ -197,6 +198,20 @@ class LocalStore:
             self.stats.add(delete=1, errors=1)
             raise StoreError(f"cannot delete {self.url}/{key}: {exc}", key=key) from exc
         self.stats.add(delete=1)
+
+    async def list_prefix(self, prefix: str) -> list[str]:
+        """Keys of the files beneath the directory ``prefix`` names (temporary files of
+        writes in progress excluded), sorted. Never suspends."""
+        base = self.local_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        found = []
+        for dirpath, _dirs, files in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root)
+            for name in files:
+                if not is_temporary(name):
+                    key = name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
+                    found.append(key)
+        self.stats.add(list=1)
+        return sorted(k for k in found if k.startswith(prefix))
 
 
 def _reopen(root: str, follow_external_links: bool, fsync: bool) -> LocalStore:

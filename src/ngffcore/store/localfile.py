@@ -73,6 +73,13 @@ def read_range(path: bytes, offset: int, length: int, root: bytes | None) -> byt
         os.close(fd)
 
 
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`write_atomic`'s temporary files (left behind only
+    by a process killed mid-write; never a key: keys of Zarr objects do not start with '.'
+    and end in '.partial')."""
+    return name.startswith(".") and name.endswith(".partial")
+
+
 def write_atomic(path: str, data: Any, fsync: bool) -> int:
     """Write ``data`` (bytes-like) as the file ``path``, creating its parent directories:
     into a temporary file beside it, then renamed over it, so a reader opens the old file or

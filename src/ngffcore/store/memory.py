@@ -110,6 +110,13 @@ class MemoryStore:
             self._objects.pop(key, None)
         self.stats.add(delete=1)
 
+    async def list_prefix(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix``, sorted."""
+        with self._lock:
+            found = sorted(k for k in self._objects if k.startswith(prefix))
+        self.stats.add(list=1)
+        return found
+
     def keys(self) -> list[str]:
         """The keys of every object, sorted."""
         with self._lock:

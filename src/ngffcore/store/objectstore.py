@@ -292,6 +292,25 @@ class ObjectStore:
             raise self._error(key, exc, verb="delete") from exc
         self.stats.add(delete=1, seconds=time.perf_counter() - t0)
 
+    async def list_prefix(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix``, sorted (one LIST request per page). StoreError on a
+        read-only store (HTTP: nothing to list)."""
+        import obstore
+
+        if not self.writable:
+            raise StoreError(f"cannot list {self.url}/{prefix}: the store is read-only",
+                             key=prefix)
+        found: list[str] = []
+        t0 = time.perf_counter()
+        try:
+            async for page in obstore.list(self.store, prefix=prefix or None):
+                self.stats.add(list=1)
+                found.extend(str(meta["path"]) for meta in page)
+        except Exception as exc:  # obstore raises many kinds; all become StoreError
+            self.stats.add(list=1, errors=1, seconds=time.perf_counter() - t0)
+            raise self._error(prefix, exc, verb="list") from exc
+        return sorted(k for k in found if k.startswith(prefix))
+
     def _writable(self, key: str) -> None:
         if not key or key.endswith("/"):
             raise ArgumentError(f"key {key!r} names no object")

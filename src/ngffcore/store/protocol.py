@@ -87,6 +87,12 @@ class Store(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the object ``key``; a missing object is no error."""
 
+    async def list_prefix(self, prefix: str) -> list[str]:
+        """Keys of every object whose key starts with ``prefix`` (a ``/``-terminated path,
+        or "" for the whole store), sorted. Only ``create_array(overwrite=True)`` lists
+        (to remove an old array's chunks); reads never do. StoreError on a store that
+        cannot list (HTTP)."""
+
 
 def check_range(byte_range: ByteRange) -> ByteRange:
     """``byte_range`` if it is one a store can serve, else ArgumentError: ``(start, stop)``

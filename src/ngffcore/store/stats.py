@@ -16,15 +16,16 @@ class RequestStats:
     after its headers (each attempt also counts as a request of its kind; obstore's own
     retries before the headers are not visible here); ``bytes``: body bytes received;
     ``seconds``: summed request latency; ``put``: objects written (one request each);
-    ``delete``: delete requests; ``bytes_written``: bytes of objects written. A store never
-    sends HEAD or LIST.
+    ``delete``: delete requests; ``bytes_written``: bytes of objects written; ``list``: listing
+    requests (only ``create_array(overwrite=True)`` lists). A store never sends HEAD, and
+    never lists to read or write chunks.
 
     Every store counts: a local or memory store counts the reads and writes made through its
     methods (chunk files the native core reads itself, beneath ``local_root``, are not).
     """
 
     FIELDS = ("get", "range_get", "suffix_get", "not_found", "errors", "retries", "bytes",
-              "seconds", "put", "delete", "bytes_written")
+              "seconds", "put", "delete", "bytes_written", "list")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,7 +44,8 @@ class RequestStats:
     def requests(self) -> int:
         """Requests of every kind: reads, writes and deletes."""
         c = self.snapshot()
-        return int(c["get"] + c["range_get"] + c["suffix_get"] + c["put"] + c["delete"])
+        return int(c["get"] + c["range_get"] + c["suffix_get"] + c["put"] + c["delete"]
+                   + c["list"])
 
     def reset(self) -> None:
         with self._lock:

@@ -12,25 +12,30 @@ import numpy as np
 
 from ngffcore import _core
 from ngffcore.errors import ArgumentError, MetadataError, NotFoundError, OutputError
-from ngffcore.errors import ReadLimitError
+from ngffcore.errors import ReadLimitError, ReadOnlyError
 from ngffcore.limits import get_max_read_bytes
 from ngffcore.store.location import open_store
 from ngffcore.store.protocol import Store, get_data
 from ngffcore.store.stats import RequestStats
 from ngffcore.store.sync import run_sync
-from ngffcore.zarr.cache import ChunkCache
+from ngffcore.zarr.cache import ChunkCache, forget_everywhere
 from ngffcore.zarr.cacheread import CachedRead
-from ngffcore.zarr.metadata import ArrayMetadata, parse_json, parse_v2, parse_v3
+from ngffcore.zarr.metadata import (ArrayMetadata, metadata_bytes, parse_json, parse_v2,
+                                     parse_v3)
 from ngffcore.zarr.pipeline import PlannedRequest, planned_requests
 from ngffcore.zarr.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
 from ngffcore.zarr.sharding import ShardIndex
 from ngffcore.zarr.source import file_confine
 from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive
+from ngffcore.zarr.write import WriteOptions, check_writable, value_array, write_selection
 
 
-def open_array(location: Any, *, zarr_format: int | None = None, **store_options: Any
-               ) -> "Array":
+def open_array(location: Any, mode: str = "r", *, zarr_format: int | None = None,
+               **store_options: Any) -> "Array":
     """Open the Zarr v2 or v3 array at ``location`` (path, URL or obstore store).
+
+    ``mode``: ``"r"`` (reads only: writes raise ReadOnlyError) or ``"r+"`` (reads and writes;
+    ReadOnlyError at once for a store that takes no writes: ``http(s)://``).
 
     Reads ``zarr.json`` (v3) or ``.zarray`` (v2) once; ``zarr_format`` skips the probe for the
     other format. Raises :class:`NotFoundError` if neither exists, :class:`MetadataError` if
@@ -38,8 +43,17 @@ def open_array(location: Any, *, zarr_format: int | None = None, **store_options
     :func:`ngffcore.store.location.open_store` (``concurrency``, ``max_bytes_in_flight`` — bytes one
     remote read may hold received and not yet decoded, default 512 MiB — and obstore's).
     """
+    check_mode(mode)
     store = open_store(location, **store_options)
-    return Array._open(store, zarr_format)
+    if mode == "r+" and not store.writable:
+        raise ReadOnlyError(f"{store.url} takes no writes: open it with mode='r'")
+    return Array._open(store, zarr_format, mode=mode)
+
+
+def check_mode(mode: Any) -> str:
+    if mode not in ("r", "r+"):
+        raise ArgumentError(f"mode must be 'r' or 'r+', not {mode!r}")
+    return str(mode)
 
 
 class Array:
@@ -49,10 +63,12 @@ class Array:
     ``...``), boxes are half-open.
     """
 
-    __slots__ = ("_store", "_meta", "_key_path", "_index_cache")
+    __slots__ = ("_store", "_meta", "_key_path", "_index_cache", "_mode")
 
-    def __init__(self, store: Store, meta: ArrayMetadata, path: str = "") -> None:
+    def __init__(self, store: Store, meta: ArrayMetadata, path: str = "", mode: str = "r"
+                 ) -> None:
         self._store = store
+        self._mode = check_mode(mode)
         self._meta = meta
         # where the array lives in its store; chunk keys start with it
         self._key_path = path
@@ -100,17 +116,19 @@ class Array:
         return to_dask(self, chunks=chunks, block_bytes=block_bytes)
 
     @classmethod
-    def _open(cls, store: Store, zarr_format: int | None, path: str = "") -> "Array":
-        return run_sync(store, cls._open_async(store, zarr_format, path))
+    def _open(cls, store: Store, zarr_format: int | None, path: str = "", mode: str = "r"
+              ) -> "Array":
+        return run_sync(store, cls._open_async(store, zarr_format, path, mode))
 
     @classmethod
-    async def _open_async(cls, store: Store, zarr_format: int | None, path: str = ""
-                          ) -> "Array":
+    async def _open_async(cls, store: Store, zarr_format: int | None, path: str = "",
+                          mode: str = "r") -> "Array":
         for fmt, key in _metadata_keys(zarr_format, path):
             # asked one after the other: a v3 open stays exactly one GET (issue 3)
             raw = await get_data(store, key)
             if raw is not None:
-                return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path)
+                return cls(store, parse_array_metadata(fmt, raw, f"{store.url}/{key}"), path,
+                           mode)
         raise _not_found(store, zarr_format, path)
 
     def __repr__(self) -> str:
@@ -177,6 +195,84 @@ class Array:
             attrs = parse_json(raw, f"{self._store.url}/{prefix}.zattrs") if raw else {}
             object.__setattr__(self._meta, "attributes", attrs)
         return self._meta.attributes  # type: ignore[return-value]
+
+    @property
+    def writable(self) -> bool:
+        """Whether writes are allowed (opened with ``mode="r+"`` or made by
+        ``create_array``)."""
+        return self._mode == "r+"
+
+    # -- writing (write.py) ----------------------------------------------------------------
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self.write(selection, value)
+
+    def write(self, selection: Any, value: Any, *, write_empty_chunks: bool = False
+              ) -> None:
+        """Write ``value`` into ``selection`` (the same selections as reads: slices past the
+        end clip, an integer out of bounds raises SelectionError). ``value`` is broadcast
+        to the selection's shape; numpy arrays cast with ``same_kind`` rules, Python values
+        by NumPy's (they must fit the dtype): CastError otherwise. Every error is raised
+        before anything is written. Chunks (shards) the selection covers whole are written
+        without reading them; others are read once, merged and written once. A chunk left
+        all fill value is deleted unless ``write_empty_chunks``. Each object is replaced
+        atomically. Thread-safe: concurrent writes of disjoint selections never lose an
+        update (objects they share are merged one after the other). A store failure raises
+        WriteError naming the object, with the objects already written in ``.written``."""
+        sel, val = self._prepare_write(selection, value)
+        if val.size:
+            run_sync(self._store, self._write(sel, val, write_empty_chunks))
+
+    async def write_async(self, selection: Any, value: Any, *,
+                          write_empty_chunks: bool = False) -> None:
+        """``write`` for asyncio code (native encoding runs on a worker thread)."""
+        sel, val = self._prepare_write(selection, value)
+        if val.size:
+            await self._write(sel, val, write_empty_chunks)
+
+    def _prepare_write(self, selection: Any, value: Any) -> tuple[Selection, np.ndarray]:
+        where = f"{self._store.url}/{self._key_path}"
+        if not self.writable:
+            raise ReadOnlyError(f"{where} was opened read-only (open_array(..., mode='r+') "
+                                "to write)")
+        check_writable(self._meta, where)
+        sel = normalize_selection(selection, self._meta.shape)
+        return sel, value_array(value, self._meta.dtype, sel)
+
+    async def _write(self, sel: Selection, value: np.ndarray, write_empty_chunks: bool
+                     ) -> None:
+        prefix = f"{self._key_path}/" if self._key_path else ""
+        written: list[str] = []
+        try:
+            await write_selection(self._store, self._meta, prefix, sel, value,
+                                  WriteOptions(write_empty_chunks), written)
+        finally:
+            for key in written:  # what readers of this array or any cache held is stale
+                self._index_cache.pop(key, None)
+            forget_everywhere(self._store.identity, written)
+
+    def write_dask(self, source: Any, *, compute: bool = True, **compute_kwargs: Any) -> Any:
+        """Write the dask array ``source`` into this array: :func:`ngffcore.dask.store`."""
+        from ngffcore.dask import store
+
+        return store(source, self, compute=compute, **compute_kwargs)
+
+    def update_attributes(self, attributes: dict[str, Any]) -> None:
+        """Merge ``attributes`` into the array's user attributes (``dict.update``) and write
+        them atomically (v3: ``zarr.json``; v2: ``.zattrs``)."""
+        if not self.writable:
+            raise ReadOnlyError(f"{self._store.url}/{self._key_path} was opened read-only")
+        if not isinstance(attributes, dict):
+            raise ArgumentError(f"attributes must be a dict, not {type(attributes).__name__}")
+        merged = {**self.attrs, **attributes}
+        prefix = f"{self._key_path}/" if self._key_path else ""
+        meta = self._meta
+        if meta.zarr_format == 3:
+            doc = {**(meta.document or {}), "attributes": merged}
+            run_sync(self._store, self._store.put(prefix + "zarr.json", metadata_bytes(doc)))
+            object.__setattr__(meta, "document", doc)
+        else:
+            run_sync(self._store, self._store.put(prefix + ".zattrs", metadata_bytes(merged)))
+        object.__setattr__(meta, "attributes", merged)
 
     # -- reading ---------------------------------------------------------------------------
     def __getitem__(self, selection: Any) -> np.ndarray:

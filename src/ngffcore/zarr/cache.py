@@ -33,6 +33,7 @@ import itertools
 import math
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ class ChunkCache:
         self._pending: dict[Hashable, Pending] = {}  # being decoded by some read
         self._bytes = 0
         self._hits = self._misses = self._evictions = 0
+        _CACHES.add(self)
 
     def __repr__(self) -> str:
         s = self.stats()
@@ -308,11 +310,13 @@ class ChunkCache:
             self._slabs[sid] = (nbytes, tuple(kept), tuple(bufs))
             self._bytes += nbytes
             while self._bytes > self.max_bytes and self._slabs:
-                _, (size, old_keys, olds) = self._slabs.popitem(last=False)
+                old_sid, (size, old_keys, olds) = self._slabs.popitem(last=False)
                 self._bytes -= size
                 self._evictions += 1
                 for key in old_keys:
-                    del self._chunks[key]
+                    # forgotten after a write (and maybe cached again since, in another slab)
+                    if self._chunks.get(key, (None,))[0] == old_sid:
+                        del self._chunks[key]
                 spare = list(olds)
                 del olds  # the list holds the only references now: see _recycle
                 self._recycle(spare)
@@ -325,6 +329,19 @@ class ChunkCache:
             if _RECYCLE and _extra_refs(old) <= _LOCAL_REFS:
                 self._keep_spare(old)
             del old
+
+    def forget(self, identity: Hashable, keys: Sequence[str]) -> None:
+        """Drop the chunks of the objects ``keys`` (chunks or shards) of the store with
+        ``identity``: a write through this process replaced them. Their slabs stay (with
+        the other chunks decoded with them) until evicted."""
+        gone = set(keys)
+        if not gone:
+            return
+        with self._lock:
+            for key in [k for k in self._chunks
+                        if isinstance(k, tuple) and len(k) >= 2 and k[0] == identity
+                        and k[1] in gone]:
+                del self._chunks[key]
 
     def clear(self) -> None:
         """Drop every chunk (their memory becomes spare slabs where no reader holds it)."""
@@ -342,4 +359,14 @@ class ChunkCache:
                               len(self._chunks), self._spare_total, self._recycled)
 
 
-__all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES"]
+#: every live cache: a write drops what it replaced from each (``forget_everywhere``)
+_CACHES: weakref.WeakSet[ChunkCache] = weakref.WeakSet()
+
+
+def forget_everywhere(identity: Hashable, keys: Sequence[str]) -> None:
+    """Drop the written objects ``keys`` of the store ``identity`` from every cache."""
+    for cache in list(_CACHES):
+        cache.forget(identity, keys)
+
+
+__all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES", "forget_everywhere"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ngffcore import _core
 from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.zarr.codecparams import codec_params
 from ngffcore.zarr.pystages import PythonStage, bound_stages, compressed_bound, python_stage
 
 # Names accepted for each native bytes→bytes codec (Zarr v3 names, numcodecs ids, v2 ids).
@@ -72,9 +73,11 @@ class ChunkCodec:
 
     chunk_shape: tuple[int, ...]  # logical (array axis order)
     pipeline: _core.Pipeline | None  # None when the chunk is a shard
-    python_stages: tuple[Callable[[bytes], bytes], ...] = ()
+    python_stages: tuple[PythonStage, ...] = ()
     shard: ShardLayout | None = None
     names: tuple[str, ...] = field(default=())
+    #: "" or why ngffcore cannot write chunks of this chain (reading is unaffected)
+    write_problem: str = ""
 
     def describe(self) -> str:
         return " → ".join(self.names) if self.names else "none"
@@ -154,6 +157,7 @@ def _pipeline(
     fill_bytes: bytes,
     delta: int = 0,
     delta_swap: bool = False,
+    params: list[dict[str, int]] | None = None,
 ) -> _core.Pipeline:
     itemsize = out_dtype.itemsize
     swap = 0 if stored_order_native or itemsize == 1 else _byteswap_parts(out_dtype)
@@ -167,6 +171,7 @@ def _pipeline(
             delta=delta,
             delta_swap=delta_swap,
             fill_value=fill_bytes,
+            codec_params=params or (),
         )
     except ValueError as exc:
         raise MetadataError(str(exc)) from exc
@@ -207,11 +212,14 @@ def v2_chunk_codec(
         names.append("delta")
     compressor = meta.get("compressor")
     codec_ids: list[int] = []
+    params: list[dict[str, int]] = []
+    problems: list[str] = []
     stages: list[PythonStage] = []
     if compressor is not None:
         cid = compressor.get("id") if isinstance(compressor, dict) else None
         if cid in ("blosc", "zstd", "zlib", "gzip", "lz4"):
             codec_ids.append(_NATIVE_BYTES_CODECS[cid])
+            _add_params(params, problems, cid, compressor, dtype.itemsize)
         elif cid in ("bz2", "lzma"):
             stages.append(python_stage(cid, compressor, path))
         else:
@@ -221,10 +229,11 @@ def v2_chunk_codec(
         names.append(str(cid))
     pipeline = _pipeline(
         chunk_shape=chunk_shape, out_dtype=dtype, stored_order_native=True, perm=perm,
-        codec_ids=codec_ids, fill_bytes=fill_bytes, delta=delta, delta_swap=delta_swap)
+        codec_ids=codec_ids, fill_bytes=fill_bytes, delta=delta, delta_swap=delta_swap,
+        params=params)
     chunk_nbytes = math.prod(chunk_shape) * dtype.itemsize
     return ChunkCodec(chunk_shape, pipeline, bound_stages(stages, chunk_nbytes), None,
-                      tuple(names))
+                      tuple(names), "; ".join(problems))
 
 
 def v3_chunk_codec(
@@ -243,6 +252,8 @@ def v3_chunk_codec(
     delta = 0
     saw_array_to_bytes = False
     codec_ids: list[int] = []
+    params: list[dict[str, int]] = []
+    problems: list[str] = []
     stages: list[PythonStage] = []
     for i, codec in enumerate(codecs):
         name, conf = _conf(codec, path)
@@ -301,6 +312,7 @@ def v3_chunk_codec(
                 raise UnsupportedError(f"{name!r} after a bz2/lzma codec is not supported",
                                        path=path)
             codec_ids.append(_NATIVE_BYTES_CODECS[name])
+            _add_params(params, problems, name, conf, dtype.itemsize)
         elif name in _PYTHON_BYTES_CODECS:
             stages.insert(0, python_stage(name, conf, path))
         else:
@@ -313,10 +325,18 @@ def v3_chunk_codec(
     pipeline = _pipeline(
         chunk_shape=chunk_shape, out_dtype=dtype, stored_order_native=stored_native,
         perm=perm, codec_ids=codec_ids, fill_bytes=fill_bytes, delta=delta,
-        delta_swap=delta != 0 and not stored_native)
+        delta_swap=delta != 0 and not stored_native, params=params)
     native_in = _native_output_bound(math.prod(chunk_shape) * dtype.itemsize, codec_ids)
     return ChunkCodec(chunk_shape, pipeline, bound_stages(stages, native_in), None,
-                      tuple(names))
+                      tuple(names), "; ".join(problems))
+
+
+def _add_params(params: list[dict[str, int]], problems: list[str], name: str,
+                conf: dict[str, Any], itemsize: int) -> None:
+    found, problem = codec_params(name, conf, itemsize)
+    params.append(found)
+    if problem:
+        problems.append(problem)
 
 
 def _sharding(conf: dict[str, Any], dtype: np.dtype, logical_shape: tuple[int, ...],
@@ -372,4 +392,4 @@ def _sharding(conf: dict[str, Any], dtype: np.dtype, logical_shape: tuple[int, .
         index_crc32c=index_crc,
     )
     return ChunkCodec(logical_shape, None, (), layout,
-                      ("sharding_indexed",) + inner.names)
+                      ("sharding_indexed",) + inner.names, inner.write_problem)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ngffcore import _core
 from ngffcore.zarr.codecs import ChunkCodec, ShardLayout, v2_chunk_codec, v3_chunk_codec
-from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.errors import ArgumentError, MetadataError, UnsupportedError
 from ngffcore.limits import MAX_JSON_DEPTH, MAX_METADATA_BYTES, get_max_chunk_bytes
 
 _V3_DTYPES = {
@@ -99,6 +99,14 @@ def _from_document(zarr_format: int, document: dict[str, Any],
     if zarr_format == 2:
         return parse_v2(document, where, attributes)
     return parse_v3(document, where)
+
+
+def metadata_bytes(doc: dict[str, Any]) -> bytes:
+    """A metadata document as written (indented as zarr-python writes it)."""
+    try:
+        return json.dumps(doc, indent=2, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"metadata is not JSON-serialisable: {exc}") from None
 
 
 def parse_json(raw: Any, path: str) -> dict[str, Any]:

@@ -45,9 +45,24 @@ class PythonStage:
     lzma_format: int = lzma.FORMAT_AUTO
     lzma_filters: tuple[dict[str, Any], ...] | None = field(default=None, compare=False)
     limit: int = -1
+    #: encoding only: bz2 compresslevel; lzma preset (None: liblzma's default) and check
+    level: int = 1
+    preset: int | None = None
+    check: int = -1
 
     def with_limit(self, limit: int) -> PythonStage:
         return replace(self, limit=limit)
+
+    def encode(self, data: Any) -> bytes:
+        """Compress ``data`` as numcodecs' BZ2 / LZMA encode (the stdlib releases the GIL)."""
+        if self.codec == "bz2":
+            return bz2.compress(data, self.level)
+        if self.lzma_format == lzma.FORMAT_RAW:
+            return lzma.compress(data, format=lzma.FORMAT_RAW,
+                                 filters=list(self.lzma_filters or ()))
+        fmt = lzma.FORMAT_XZ if self.lzma_format == lzma.FORMAT_AUTO else self.lzma_format
+        check = self.check if fmt == lzma.FORMAT_XZ else -1
+        return lzma.compress(data, format=fmt, check=check, preset=self.preset)
 
     def _decompressor(self) -> Any:
         if self.codec == "bz2":
@@ -101,8 +116,13 @@ def lzma_stage(conf: dict[str, Any], path: str) -> PythonStage:
         raise MetadataError(f"lzma format {fmt!r} is not one of {sorted(_LZMA_FORMATS)}",
                             path=path)
     filters = conf.get("filters")
+    check, preset = conf.get("check", -1), conf.get("preset")
     if fmt != lzma.FORMAT_RAW:
-        return PythonStage("lzma", lzma_format=fmt)
+        if not isinstance(check, int) or isinstance(check, bool):
+            check = -1
+        if not (isinstance(preset, int) and not isinstance(preset, bool)):
+            preset = None
+        return PythonStage("lzma", lzma_format=fmt, check=check, preset=preset)
     if (not isinstance(filters, list) or not filters
             or not all(isinstance(f, dict) and isinstance(f.get("id"), int) for f in filters)):
         raise MetadataError(f"lzma format 3 (raw) needs a list of filters with integer ids, "
@@ -126,7 +146,9 @@ def lzma_stage(conf: dict[str, Any], path: str) -> PythonStage:
 def python_stage(name: str, conf: dict[str, Any], path: str) -> PythonStage:
     """The stage for a bz2/lzma codec name (v2 id, v3 ``numcodecs.*`` name)."""
     if name in ("bz2", "numcodecs.bz2"):
-        return PythonStage("bz2")
+        level = conf.get("level", 1)
+        ok = isinstance(level, int) and not isinstance(level, bool) and 1 <= level <= 9
+        return PythonStage("bz2", level=level if ok else 1)
     return lzma_stage(conf, path)
 
 
