@@ -5,6 +5,7 @@ overwritten by ngffcore and read back by zarr-python (issue 15)."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -83,6 +84,37 @@ V3_CHAINS = {
                   {"name": "zstd", "configuration": {"level": 0, "checksum": False}}],
     "raw": [LE],
 }
+
+
+NUMCODECS_V3 = {
+    "zlib": [LE, {"name": "numcodecs.zlib", "configuration": {"level": 1}}],
+    "gzip": [LE, {"name": "numcodecs.gzip", "configuration": {"level": 1}}],
+    "lz4": [LE, {"name": "numcodecs.lz4", "configuration": {"acceleration": 1}}],
+    "zstd": [LE, {"name": "numcodecs.zstd", "configuration": {"level": 3}}],
+    "blosc": [LE, {"name": "numcodecs.blosc", "configuration": {"cname": "zstd", "clevel": 5,
+                                                                "shuffle": 2, "blocksize": 0}}],
+    "bz2": [LE, {"name": "numcodecs.bz2", "configuration": {"level": 1}}],
+    "lzma": [LE, {"name": "numcodecs.lzma", "configuration": {"format": 1, "check": -1,
+                                                              "preset": None, "filters": None}}],
+    "crc32c": [LE, {"name": "numcodecs.crc32c", "configuration": {}}],
+    "delta": [{"name": "numcodecs.delta", "configuration": {"dtype": "<u2"}}, LE,
+              {"name": "numcodecs.zlib", "configuration": {"level": 1}}],
+}
+
+
+@pytest.mark.parametrize("chain", list(NUMCODECS_V3))
+@pytest.mark.parametrize("sharded", [False, True])
+def test_v3_numcodecs_codecs(tmp_path, chain, sharded):
+    """The numcodecs.* codecs zarr-python reads in v3 chains (tensorstore does not)."""
+    path = str(tmp_path / "a.zarr")
+    data = _data("uint16", seed=2)
+    arr = ngffcore.create_array(path, shape=SHAPE, dtype="uint16", chunks=CHUNKS,
+                                shards=(8, 32, 16) if sharded else None,
+                                codecs=NUMCODECS_V3[chain])
+    _write_in_pieces(arr, data)
+    with warnings.catch_warnings():  # zarr-python warns that numcodecs.* are unstable
+        warnings.simplefilter("ignore")
+        _check(path, data, None)
 
 
 @pytest.mark.parametrize("chain", list(V3_CHAINS))

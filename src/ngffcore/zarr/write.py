@@ -15,7 +15,9 @@ writes from many threads never lose an update. Objects are written whole by the 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 from ngffcore import _core
 from ngffcore.errors import CastError, ArgumentError, StoreError, UnsupportedError, WriteError
 from ngffcore.store.fanout import gather_bounded
+from ngffcore.store.ioloop import settle
 from ngffcore.store.protocol import Store
 from ngffcore.zarr import writelocks
 from ngffcore.zarr.codecs import ChunkCodec
@@ -132,58 +135,162 @@ async def write_selection(store: Store, meta: ArrayMetadata, prefix: str, sel: S
                           ) -> None:
     """Write ``value`` (``value_array``'s result) into ``sel``; ``written`` receives the keys
     written or deleted as they are. On a store failure raises WriteError naming the object
-    and listing those already written."""
+    and listing those already written.
+
+    Batches are pipelined: while one batch's objects are assembled and sent, the next
+    batch's chunks are already being encoded on a worker thread, when that batch reads
+    nothing (all its objects are written whole, so it holds no lock and needs no I/O first).
+    """
     plan = plan_chunks(meta, sel, prefix)
     objects = _objects(meta, plan, sel)
     if not objects:
         return
-    leaf = plan.codec
     object_nbytes = int(np.prod(meta.grid_shape, dtype=np.int64)) * meta.dtype.itemsize
     skip_fill = not options.write_empty_chunks and meta.fill_value is not None
-    for batch in _batches(objects, object_nbytes, store):
-        token = await writelocks.acquire(store.identity, [o.key for o in batch])
+    batches = _batches(objects, object_nbytes, store)
+    job = _Job(store, meta, plan, value, skip_fill, written)
+    current, encoded = await job.start(batches[0])
+    for k in range(len(batches)):
+        ahead: Future[list[Any]] | None = None
+        following: _Batch | None = None
+        if k + 1 < len(batches) and all(o.whole for o in batches[k + 1]):
+            following = _Batch(batches[k + 1])
+            ahead = _background().submit(job.encode, following)
         try:
-            await _write_batch(store, meta, plan, leaf, batch, value, skip_fill, written)
+            await job.finish(current, encoded)
+        except BaseException:
+            if ahead is not None:
+                await _settled(ahead)  # it reads the caller's value: done before we raise
+            raise
         finally:
-            writelocks.release(token)
+            writelocks.release(current.token)
+        if k + 1 < len(batches):
+            if ahead is not None and following is not None:
+                current, encoded = following, await _result(ahead)
+            else:
+                current, encoded = await job.start(batches[k + 1])
 
 
-async def _write_batch(store: Store, meta: ArrayMetadata, plan: ChunkPlan, leaf: ChunkCodec,
-                       batch: list[_Object], value: np.ndarray, skip_fill: bool,
-                       written: list[str]) -> None:
-    olds = await _each(store, [_old(store, o) for o in batch])
-    rows: list[int] = []
-    bases: list[Any] = []
-    indexes: list[Any] = []
-    for obj, old in zip(batch, olds):
-        index = None
-        if meta.shard_levels and old is not None:
-            index = shard_index(meta.shard_levels[0], obj.key, old, len(memoryview(old)))
-        indexes.append(index)
-        for row in obj.rows:
-            rows.append(row)
-            bases.append(None if obj.whole else _base(plan, row, old, index))
-    names = _names(plan, rows)
-    boxes = np.ascontiguousarray(plan.boxes[rows])
-    encoded = await _run(_encode, leaf, value, boxes, bases, names, skip_fill)
-    at = 0
-    jobs = []
-    for obj, old, index in zip(batch, olds, indexes):
-        mine = encoded[at:at + len(obj.rows)]
-        at += len(obj.rows)
-        if not meta.shard_levels:
-            data = mine[0]
-        else:
-            assert plan.inner is not None
-            new = {int(plan.inner[r, 0]): e for r, e in zip(obj.rows, mine)}
-            data = assemble(meta.shard_levels[0], new, old,
-                            None if index is None else index[0],
-                            None if index is None else index[1])
-        if data is not None:
-            jobs.append(_put(store, obj.key, data, written))
-        elif obj.whole or old is not None:  # a partial write of a missing object: nothing
-            jobs.append(_delete(store, obj.key, written))
-    await _send_all(store, jobs, written)
+@dataclass
+class _Batch:
+    objects: list[_Object]
+    token: list[Any] = field(default_factory=list)  # the locks it holds (writelocks)
+    olds: list[Any] = field(default_factory=list)  # old bytes per object (None: not read)
+    indexes: list[Any] = field(default_factory=list)  # parsed old shard index per object
+    bases: list[Any] | None = None  # per chunk row: what it merges into (None: all fill)
+
+
+@dataclass
+class _Job:
+    """One write: what every batch of it shares."""
+
+    store: Store
+    meta: ArrayMetadata
+    plan: ChunkPlan
+    value: np.ndarray
+    skip_fill: bool
+    written: list[str]
+
+    async def prepare(self, batch: list[_Object]) -> _Batch:
+        """Hold the objects that are merged into (objects written whole need no lock:
+        whatever else writes them overlaps this write), then read their old bytes."""
+        b = _Batch(batch)
+        partial = [o.key for o in batch if not o.whole]
+        if partial:
+            b.token = await writelocks.acquire(self.store.identity, partial)
+        try:
+            b.olds = await _each(self.store, [_old(self.store, o) for o in batch])
+            b.bases = []
+            levels = self.meta.shard_levels
+            for obj, old in zip(batch, b.olds):
+                index = None
+                if levels and old is not None:
+                    index = shard_index(levels[0], obj.key, old, len(memoryview(old)))
+                b.indexes.append(index)
+                b.bases.extend(None if obj.whole else _base(self.plan, row, old, index)
+                               for row in obj.rows)
+        except BaseException:
+            writelocks.release(b.token)
+            raise
+        return b
+
+    async def start(self, batch: list[_Object]) -> tuple[_Batch, list[Any]]:
+        """``prepare`` then ``encode`` (the batch's locks let go if either fails)."""
+        b = await self.prepare(batch)
+        try:
+            return b, await _run(self.encode, b)
+        except BaseException:
+            writelocks.release(b.token)
+            raise
+
+    def encode(self, b: _Batch) -> list[Any]:
+        """The batch's chunks encoded (one native call; None: all fill value, skipped)."""
+        rows = [r for o in b.objects for r in o.rows]
+        bases = b.bases if b.bases is not None else [None] * len(rows)
+        boxes = np.ascontiguousarray(self.plan.boxes[rows])
+        return _encode(self.plan.codec, self.value, boxes, bases, _names(self.plan, rows),
+                       self.skip_fill)
+
+    async def finish(self, b: _Batch, encoded: list[Any]) -> None:
+        """Assemble each object and send it (a put, or a delete for one left all fill)."""
+        levels = self.meta.shard_levels
+        olds = b.olds or [None] * len(b.objects)
+        indexes = b.indexes or [None] * len(b.objects)
+        at = 0
+        jobs = []
+        for obj, old, index in zip(b.objects, olds, indexes):
+            mine = encoded[at:at + len(obj.rows)]
+            at += len(obj.rows)
+            if not levels:
+                data = mine[0]
+            else:
+                assert self.plan.inner is not None
+                new = {int(self.plan.inner[r, 0]): e for r, e in zip(obj.rows, mine)}
+                data = assemble(levels[0], new, old, None if index is None else index[0],
+                                None if index is None else index[1])
+            if data is not None:
+                jobs.append(_put(self.store, obj.key, data, self.written))
+            elif obj.whole or old is not None:  # a partial write of a missing object: nothing
+                jobs.append(_delete(self.store, obj.key, self.written))
+        await _send_all(self.store, jobs, self.written)
+
+
+_BACKGROUND: ThreadPoolExecutor | None = None
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """Threads that encode the next batch while the current one is sent (each call's
+    native work runs on the pool; these threads only wait for it)."""
+    global _BACKGROUND
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND is None:
+            _BACKGROUND = ThreadPoolExecutor(max_workers=4,
+                                             thread_name_prefix="ngffcore-encode")
+        return _BACKGROUND
+
+
+async def _result(fut: Future[Any]) -> Any:
+    """The result of background work: waited for directly without an event loop; on one,
+    awaited, and run to its end even if the caller is cancelled."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fut.result()
+    wrapped = asyncio.wrap_future(fut)
+    try:
+        return await asyncio.shield(wrapped)
+    except asyncio.CancelledError:
+        await settle(wrapped)
+        raise
+
+
+async def _settled(fut: Future[Any]) -> None:
+    """Wait for background work to end, whatever its outcome."""
+    try:
+        await _result(fut)
+    except Exception:  # noqa: BLE001 - the caller is already raising its own error
+        pass
 
 
 async def _each(store: Store, aws: list[Any]) -> list[Any]:
