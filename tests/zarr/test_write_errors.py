@@ -4,7 +4,9 @@ specific NgffError, raised before anything is written (the store's listing is un
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 import numpy as np
 import pytest
@@ -172,3 +174,45 @@ def test_memory_store_write_and_listing():
     b[4:] = 0
     assert store.keys() == ["c/1", "zarr.json"]
     np.testing.assert_array_equal(a[...], [0, 0, 1, 2, 0, 0])
+
+
+class _FailingStore(MemoryStore):
+    """Fails the ``fail_at``-th put (counting from 1) with a StoreError."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.puts = 0
+
+    async def put(self, key, data):
+        self.puts += 1
+        if self.puts == self.fail_at:
+            raise ngffcore.StoreError(f"injected failure writing {key}", key=key)
+        await super().put(key, data)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_store_failure_mid_write_lists_what_was_written(mode):
+    """A write of many batches (encoded ahead in the background) whose 30th put fails:
+    WriteError names that key, lists exactly the objects stored, and every stored chunk
+    holds the new values; nothing is written after the error is raised."""
+    store = _FailingStore(fail_at=1 + 30)  # the metadata document is put 1
+    a = ngffcore.create_array(store, shape=(64, 1024, 1024), dtype="uint8",
+                              chunks=(1, 1024, 1024), fill_value=0)
+    value = np.arange(64, dtype=np.uint8)[:, None, None] + 1
+    with pytest.raises(ngffcore.WriteError) as info:
+        if mode == "sync":
+            a[...] = value
+        else:
+            asyncio.run(a.write_async(..., value))
+    err = info.value
+    assert err.key is not None and err.key.startswith("c/")
+    stored = [k for k in store.keys() if k != "zarr.json"]
+    assert sorted(err.written) == sorted(stored)
+    assert err.key not in stored and 29 <= len(stored) < 64
+    for key in stored:
+        z = int(key.split("/")[1])
+        assert (a[z] == z + 1).all()
+    n = len(store.keys())
+    time.sleep(0.2)
+    assert len(store.keys()) == n

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ from ngffcore.zarr.steps import to_completion
 
 #: decoded bytes one batch gathers and encodes at least (small chunks: fewer native calls)
 MIN_BATCH_BYTES = 16 * 2**20
+#: batches encoded in the background while one is sent (each holds its encoded objects)
+ENCODE_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -121,12 +124,14 @@ def _objects(meta: ArrayMetadata, plan: ChunkPlan, sel: Selection) -> list[_Obje
 
 
 def _batches(objects: list[_Object], object_nbytes: int, store: Store) -> list[list[_Object]]:
-    """Consecutive objects in batches of about ``2 × threads`` objects (at least
-    MIN_BATCH_BYTES of chunks, and up to the store's concurrency for a remote store, whose
-    writes wait on the network): bounded memory, one native call per batch."""
-    per = max(1, 2 * _core.get_num_threads(), MIN_BATCH_BYTES // max(object_nbytes, 1))
-    if not store.inline:
-        per = max(per, min(store.concurrency, (256 * 2**20) // max(object_nbytes, 1)))
+    """Consecutive objects in batches: enough chunks to keep every native thread busy (two
+    per thread), at least MIN_BATCH_BYTES of chunks (small chunks: fewer native calls), and
+    otherwise as few objects as that allows, because a batch's encoded objects are what a
+    write holds in memory (one or two shards at a time when shards are large). Remote
+    stores need no more: a batch's PUTs are in flight while the next batch encodes."""
+    rows = max(1, len(objects[0].rows))
+    per = max(1, -(-2 * _core.get_num_threads() // rows),
+              MIN_BATCH_BYTES // max(object_nbytes, 1))
     return [objects[i:i + per] for i in range(0, len(objects), per)]
 
 
@@ -138,8 +143,9 @@ async def write_selection(store: Store, meta: ArrayMetadata, prefix: str, sel: S
     and listing those already written.
 
     Batches are pipelined: while one batch's objects are assembled and sent, the next
-    batch's chunks are already being encoded on a worker thread, when that batch reads
-    nothing (all its objects are written whole, so it holds no lock and needs no I/O first).
+    batches' chunks (up to ENCODE_AHEAD batches) are already being encoded from worker
+    threads, when those batches read nothing (all their objects are written whole, so they
+    hold no lock and need no I/O first).
     """
     plan = plan_chunks(meta, sel, prefix)
     objects = _objects(meta, plan, sel)
@@ -149,26 +155,37 @@ async def write_selection(store: Store, meta: ArrayMetadata, prefix: str, sel: S
     skip_fill = not options.write_empty_chunks and meta.fill_value is not None
     batches = _batches(objects, object_nbytes, store)
     job = _Job(store, meta, plan, value, skip_fill, written)
-    current, encoded = await job.start(batches[0])
-    for k in range(len(batches)):
-        ahead: Future[list[Any]] | None = None
-        following: _Batch | None = None
-        if k + 1 < len(batches) and all(o.whole for o in batches[k + 1]):
-            following = _Batch(batches[k + 1])
-            ahead = _background().submit(job.encode, following)
+    ahead: deque[tuple[_Batch, Future[list[Any]]]] = deque()
+    following = 0  # the next batch not yet prepared or handed to the background
+    current: _Batch | None = None
+    encoded: list[Any] = []
+    while True:
+        # consecutive batches written whole need no lock and no read: encoded ahead, two at
+        # once, so the pool's threads always have work (one batch's last chunk runs beside
+        # the next batch's first) while another is sent
+        while (len(ahead) < ENCODE_AHEAD and following < len(batches)
+               and all(o.whole for o in batches[following])):
+            b = _Batch(batches[following])
+            ahead.append((b, _background().submit(job.encode, b)))
+            following += 1
         try:
-            await job.finish(current, encoded)
-        except BaseException:
-            if ahead is not None:
-                await _settled(ahead)  # it reads the caller's value: done before we raise
-            raise
-        finally:
-            writelocks.release(current.token)
-        if k + 1 < len(batches):
-            if ahead is not None and following is not None:
-                current, encoded = following, await _result(ahead)
+            if current is not None:
+                try:
+                    await job.finish(current, encoded)
+                finally:
+                    writelocks.release(current.token)
+            if ahead:
+                current, fut = ahead.popleft()
+                encoded = await _result(fut)
+            elif following < len(batches):
+                current, encoded = await job.start(batches[following])
+                following += 1
             else:
-                current, encoded = await job.start(batches[k + 1])
+                return
+        except BaseException:
+            for _, fut in ahead:  # they read the caller's value: done before we raise
+                await _settled(fut)
+            raise
 
 
 @dataclass
