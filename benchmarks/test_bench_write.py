@@ -130,19 +130,21 @@ def test_write_full(benchmark: Any, vol: np.ndarray, ref: Any, workload: str, pe
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("peer", [pytest.param(p, id=f"c-v2-overwrite-{p}", marks=_mark("c-v2-overwrite"))
-                                  for p in LOCAL_ROWS])
-def test_overwrite(benchmark: Any, vol: np.ndarray, ref: Any, peer: str) -> None:
-    layout = ws.LAYOUTS["v2"]
+@pytest.mark.parametrize("workload,peer", [
+    pytest.param(w, p, id=f"{w}-{p}", marks=_mark(w))
+    for w in ("c-v2-overwrite", "c-v2s-overwrite") for p in LOCAL_ROWS])
+def test_overwrite(benchmark: Any, vol: np.ndarray, ref: Any, workload: str, peer: str) -> None:
+    layout_key = wr.WORKLOADS[workload].layout
+    layout = ws.LAYOUTS[layout_key]
     pairs = ws.overwrites(layout, vol.shape)
     rounds = bc.rounds_for(ws.ROUNDS["overwrite"])
-    _info(benchmark, "c-v2-overwrite", peer, chunks=len(pairs), objects=len(pairs))
-    base = ref("v2")
+    _info(benchmark, workload, peer, chunks=len(pairs), objects=len(pairs))
+    base = ref(layout_key)
     if peer == "limit":
         fn = ws.encoder(bc.import_ngffcore().open_array(str(base)), vol, [src for _, src in pairs], batch=1)
         benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
         return
-    path = ws.OUT_ROOT / f"ow-{peer}.zarr"
+    path = ws.OUT_ROOT / f"ow-{layout_key}-{peer}.zarr"
     ws.fresh_dir(path)
     shutil.copytree(base, path)
     if peer == "floor":

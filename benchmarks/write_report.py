@@ -37,6 +37,8 @@ WORKLOADS = {
     "a-v2-full": Workload("v2", "(a) whole volume, v2 blosc-zstd-5 bitshuffle, chunks 64x256x256"),
     "b-v3-full": Workload("v3", "(b) whole volume, v3 shards 64x512x512 of 32x128x128 zstd-3"),
     "c-v2-overwrite": Workload("v2", "(c) 200 single-chunk overwrites into an existing array of (a)'s layout"),
+    "c-v2s-overwrite": Workload("v2s", "(c') 200 single-chunk overwrites, (a)'s codec with 8x64x64 chunks "
+                                       "(64 KiB): the per-chunk overhead"),
     "d-v3-s3": Workload("v3", "(d) (b) to S3 (moto), injected latency per request"),
 }
 

@@ -77,6 +77,8 @@ class Layout:
 LAYOUTS = {
     "v2": Layout("v2", 2, (64, 256, 256), None,
                  "(a) Zarr v2, blosc zstd clevel 5 bitshuffle, chunks 64x256x256"),
+    "v2s": Layout("v2s", 2, (8, 64, 64), None,
+                  "(c') Zarr v2, blosc zstd clevel 5 bitshuffle, small chunks 8x64x64 (64 KiB)"),
     "v3": Layout("v3", 3, (32, 128, 128), (64, 512, 512),
                  "(b) Zarr v3, shards 64x512x512 of inner chunks 32x128x128, bytes + zstd 3, index bytes + crc32c"),
 }

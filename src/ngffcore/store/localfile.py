@@ -86,10 +86,14 @@ def write_atomic(path: str, data: Any, fsync: bool) -> int:
     the new one, never a part. With ``fsync`` the file and its directory are flushed to disk
     before the call returns. Returns the bytes written."""
     directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.partial")
     # O_EXCL: a name another writer (or an attacker's link) holds is never written through
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # the first object of its directory (checked after: cheaper)
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         view = memoryview(data).cast("B")
         written = 0

@@ -79,6 +79,11 @@ def covers_chunk(boxes: np.ndarray, sel_start: tuple[int, ...], shape: tuple[int
     ndim = len(shape)
     if not len(boxes):
         return np.zeros(0, dtype=bool)
+    if len(boxes) == 1:  # one chunk (small writes): plain ints beat numpy's per-call cost
+        row = boxes[0].tolist()
+        return np.array([all(
+            row[d] == 0 and row[ndim + d] == min(chunk_shape[d], shape[d] - (
+                sel_start[d] + row[2 * ndim + d])) for d in range(ndim))])
     start = np.asarray(sel_start, dtype=np.int64)
     inner, extent = boxes[:, :ndim], boxes[:, ndim:2 * ndim]
     origin = start + boxes[:, 2 * ndim:3 * ndim] - inner

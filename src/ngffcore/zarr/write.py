@@ -162,8 +162,10 @@ async def write_selection(store: Store, meta: ArrayMetadata, prefix: str, sel: S
     while True:
         # consecutive batches written whole need no lock and no read: encoded ahead, two at
         # once, so the pool's threads always have work (one batch's last chunk runs beside
-        # the next batch's first) while another is sent
-        while (len(ahead) < ENCODE_AHEAD and following < len(batches)
+        # the next batch's first) while another is sent; a write of one batch (a chunk, a
+        # shard) stays on the calling thread: nothing to overlap, and a thread hop costs more
+        # than the rest of a small write
+        while (len(batches) > 1 and len(ahead) < ENCODE_AHEAD and following < len(batches)
                and all(o.whole for o in batches[following])):
             b = _Batch(batches[following])
             ahead.append((b, _background().submit(job.encode, b)))
