@@ -93,3 +93,16 @@ def render_rgba(
     inverted: NDArray[np.bool_] | Sequence[bool],
     gamma: NDArray[np.float64] | Sequence[float],
 ) -> NDArray[np.uint8]: ...
+
+DS_MEAN: int
+DS_NEAREST: int
+DS_MODE: int
+DS_GAUSSIAN: int
+
+def downsample(method: int, src: NDArray[Any], src_start: Sequence[int],
+               full_shape: Sequence[int], factors: Sequence[int], out: NDArray[Any],
+               out_start: Sequence[int]) -> None: ...
+def downsample_input_box(
+    method: int, full_shape: Sequence[int], factors: Sequence[int], out_start: Sequence[int],
+    out_shape: Sequence[int],
+) -> tuple[tuple[int, ...], tuple[int, ...]]: ...

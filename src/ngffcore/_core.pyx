@@ -49,12 +49,13 @@ _STATUS_NAMES = (
 assert len(_STATUS_NAMES) == NGFF_STATUS_COUNT
 
 
-cdef _raise_status(int status, key, int codec=0, detail=b"", bint in_shard_index=False):
+cdef _raise_status(int status, key, int codec=0, detail=b"", bint in_shard_index=False,
+                   checked=None):
     name = _STATUS_NAMES[status] if 0 <= status < NGFF_STATUS_COUNT else "NGFF_UNKNOWN"
     errors.raise_for_status(
         name, ngff_status_message(status).decode(), key=key,
         codec=_CODEC_NAMES.get(codec), detail=detail.decode("utf-8", "replace"),
-        in_shard_index=in_shard_index)
+        in_shard_index=in_shard_index, checked=checked)
 
 
 cdef class Pipeline:
@@ -487,6 +488,7 @@ def raise_status(int status, key, *, bint in_shard_index=False, detail=b""):
 
 # Encoding (gather + encode batches): in _core_encode.pxi, part of this module.
 include "_core_encode.pxi"
+include "_core_downsample.pxi"  # pyramid downsampling kernels (csrc/ngff_downsample.c)
 
 
 # ---------------------------------------------------------------------------------------------

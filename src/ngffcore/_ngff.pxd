@@ -197,3 +197,37 @@ cdef extern from "ngff_render.h" nogil:
                                  int64_t n_channels, int64_t height, int64_t width,
                                  const int64_t *in_strides, const ngff_render_channel *channels,
                                  uint8_t *out, const int64_t *out_strides)
+
+
+cdef extern from "ngff_downsample.h" nogil:
+    enum:
+        NGFF_DS_MEAN
+        NGFF_DS_NEAREST
+        NGFF_DS_MODE
+        NGFF_DS_GAUSSIAN
+    enum:
+        NGFF_DS_BOOL
+        NGFF_DS_INT8
+        NGFF_DS_UINT8
+        NGFF_DS_INT16
+        NGFF_DS_UINT16
+        NGFF_DS_INT32
+        NGFF_DS_UINT32
+        NGFF_DS_INT64
+        NGFF_DS_UINT64
+        NGFF_DS_FLOAT16
+        NGFF_DS_FLOAT32
+        NGFF_DS_FLOAT64
+        NGFF_DS_COMPLEX64
+        NGFF_DS_COMPLEX128
+        NGFF_DS_DTYPE_COUNT
+
+    ngff_status ngff_downsample(ngff_pool *pool, int32_t method, int32_t dtype, int32_t ndim,
+                                const int64_t *full_shape, const int64_t *factors,
+                                const uint8_t *inp, const int64_t *in_start,
+                                const int64_t *in_shape, const int64_t *in_strides,
+                                uint8_t *out, const int64_t *out_start, const int64_t *out_shape,
+                                const int64_t *out_strides, char *detail)
+    void ngff_downsample_input_box(int32_t method, int32_t ndim, const int64_t *full_shape,
+                                   const int64_t *factors, const int64_t *out_start,
+                                   const int64_t *out_shape, int64_t *in_start, int64_t *in_shape)

@@ -165,13 +165,19 @@ def raise_for_status(
     codec: str | None = None,
     detail: str = "",
     in_shard_index: bool = False,
+    checked: str | None = None,
 ) -> NoReturn:
     """Raise the exception for a failed native call. The only such translation in ngffcore.
 
     ``status_name`` is the C enum name, ``status_message`` its text from the C status table,
     ``key`` the chunk (or shard) key, ``codec`` the failing codec, ``detail`` the underlying
-    library's message.
+    library's message. ``checked``: the call's arguments were checked by C (``detail`` names
+    what is wrong): invalid-argument and overflow statuses then mean the caller's arguments,
+    an :class:`ArgumentError` naming the operation ``checked``.
     """
+    if checked is not None and status_name in ("NGFF_ERR_INVALID_ARGUMENT",
+                                                "NGFF_ERR_OVERFLOW"):
+        raise ArgumentError(f"{checked}: {detail or status_message}")
     if status_name == "NGFF_ERR_NOMEM":
         raise MemoryError(f"ngffcore: out of memory decoding {key!r}")
     if in_shard_index:
