@@ -38,6 +38,8 @@ from ngffcore.limits import (
 from ngffcore.ome.image import Image, LabelImage, Level, Region
 from ngffcore.ome.multiscales import Axis, Channel, Window
 from ngffcore.ome.node import open, open_async
+from ngffcore.ome.writer import write_image, write_labels
+from ngffcore.ome.plate_writer import PlateWriter, write_plate
 # validate() imports jsonschema only when called: ngffcore itself does not need it
 from ngffcore.ome.validate import Problem, validate
 
@@ -62,6 +64,10 @@ __all__ = [
     "create_array",
     "open",
     "open_async",
+    "write_image",
+    "write_labels",
+    "write_plate",
+    "PlateWriter",
     "Image",
     "LabelImage",
     "Level",

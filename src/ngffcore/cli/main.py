@@ -14,6 +14,7 @@ import sys
 import ngffcore
 from ngffcore.cli.bench import add_bench_parser, cmd_bench
 from ngffcore.cli.common import CliError, common_parser
+from ngffcore.cli.convert import add_convert_parser, cmd_convert
 from ngffcore.cli.info import add_info_parser, cmd_info
 from ngffcore.cli.read import add_read_parser, cmd_read
 from ngffcore.cli.validate import add_validate_parser, cmd_validate
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_parser(sub, common)
     add_validate_parser(sub, common)
     add_bench_parser(sub, common)
+    add_convert_parser(sub)
     return parser
 
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_read(args, stdout, stderr)
         if args.command == "bench":
             return cmd_bench(args, stdout, stderr)
+        if args.command == "convert":
+            return cmd_convert(args, stderr)
         return cmd_validate(args, stdout)
     except (NgffError, CliError) as exc:
         print(f"ngffcore {args.command}: error: {exc}", file=stderr)
