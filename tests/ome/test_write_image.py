@@ -308,3 +308,32 @@ def test_source_four_times_the_memory_cap(tmp_path):
                           capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("ok")
+
+
+@needs_kernels
+def test_image_and_labels_on_s3(moto_s3):
+    """Any writable store: an image with its pyramid, then labels appended to the remote
+    image; read back through S3."""
+    _endpoint, client, options = moto_s3
+    client.create_bucket(Bucket="images")
+    url = "s3://images/cells.ome.zarr"
+    data = np.random.default_rng(6).integers(0, 500, size=(2, 70, 60)).astype(np.uint16)
+    img = ngffcore.write_image(url, data, axes="cyx", levels=2, chunks=(1, 32, 32),
+                               shards=(1, 64, 64), **options)
+    labels = (data[0] > 250).astype(np.uint8)
+    ngffcore.write_labels(img, "mask", labels)
+    again = ngffcore.open(url, **options)
+    np.testing.assert_array_equal(again.levels[1][...], ref_level(data, (1, 2, 2), "mean"))
+    np.testing.assert_array_equal(again.labels["mask"].levels[0][...], labels)
+    assert ngffcore.validate(url, **options) == []
+
+
+@needs_kernels
+def test_dask_source(tmp_path):
+    da = pytest.importorskip("dask.array")
+    base = np.random.default_rng(7).integers(0, 255, size=(40, 50, 30)).astype(np.uint8)
+    src = da.from_array(base, chunks=(7, 11, 13))
+    img = ngffcore.write_image(str(tmp_path / "d.zarr"), src, axes="zyx",
+                               factors=[[2, 2, 2]], downsample="nearest", chunks=(8, 16, 16))
+    np.testing.assert_array_equal(img.levels[0][...], base)
+    np.testing.assert_array_equal(img.levels[1][...], base[::2, ::2, ::2])

@@ -206,40 +206,11 @@ def test_plate_on_s3(moto_plate):
 
 
 @pytest.fixture(scope="module")
-def moto_s3_server():
-    """moto's S3 server (as tests/store/conftest.py starts it), one per module."""
-    pytest.importorskip("moto")
-    boto3 = pytest.importorskip("boto3")
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("moto server did not start")
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")
-        client.create_bucket(Bucket="plates")
-        options = dict(endpoint=endpoint, region="us-east-1", access_key_id="test",
-                       secret_access_key="test", client_options={"allow_http": True})
-        yield options, client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def moto_s3_server(moto_s3):
+    """The session's moto S3 server (tests/conftest.py) with this module's bucket."""
+    _endpoint, client, options = moto_s3
+    client.create_bucket(Bucket="plates")
+    return options, client
 
 
 @pytest.fixture
