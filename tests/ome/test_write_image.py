@@ -190,6 +190,30 @@ def test_pyramid_levels_equal_reference(tmp_path, method, version, sharded):
     for k, exp in enumerate(expected):  # zarr-python reads the pixels
         np.testing.assert_array_equal(zarr.open_array(os.path.join(path, str(k)), mode="r")[...],
                                       exp)
+    _peers_agree(path, version, img)
+
+
+def _peers_agree(path: str, version: str, img) -> None:
+    """ome-zarr-models validates the image; ngff-zarr reads the same levels, axes and
+    transforms."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if version == "0.5":
+            from ome_zarr_models.v05.image import Image as ModelImage
+        else:
+            from ome_zarr_models.v04.image import Image as ModelImage
+        ModelImage.from_zarr(zarr.open_group(path, mode="r"))
+        import ngff_zarr
+
+        ms = ngff_zarr.from_ngff_zarr(path)
+    assert len(ms.images) == len(img.levels)
+    for level, got in zip(img.levels, ms.images):
+        assert tuple(got.data.shape) == level.shape
+        names = [a.name for a in img.axes]
+        assert list(got.dims) == names
+        for d, name in enumerate(names):
+            assert got.scale[name] == pytest.approx(level.scale[d])
+            assert got.translation[name] == pytest.approx(level.translation[d])
 
 
 @needs_kernels
