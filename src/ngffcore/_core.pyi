@@ -83,6 +83,12 @@ def encode_batch(
 ) -> list[memoryview | None]: ...
 def _encode_buffer(pipeline: Pipeline, decoded: Buffer, capacity: int,
                    guard: int = 64) -> tuple[bytes, bool]: ...
+def write_chunk_files(
+    pipeline: Pipeline, value: Buffer | NDArray[Any], shape: Sequence[int],
+    chunk_shape: Sequence[int], sel_start: Sequence[int], sel_stop: Sequence[int],
+    root: bytes, encoding: int, separator: str, key_prefix: str = "",
+    confine: bytes | None = None, *, skip_fill: bool, fsync: bool = False,
+) -> tuple[list[int], list[int], int]: ...
 
 RENDER_MAX_CHANNELS: int
 

@@ -488,6 +488,7 @@ def raise_status(int status, key, *, bint in_shard_index=False, detail=b""):
 
 # Encoding (gather + encode batches): in _core_encode.pxi, part of this module.
 include "_core_encode.pxi"
+include "_core_writefiles.pxi"  # native local writes (csrc/ngff_write_files.c)
 include "_core_downsample.pxi"  # pyramid downsampling kernels (csrc/ngff_downsample.c)
 
 

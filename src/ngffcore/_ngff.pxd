@@ -231,3 +231,31 @@ cdef extern from "ngff_downsample.h" nogil:
     void ngff_downsample_input_box(int32_t method, int32_t ndim, const int64_t *full_shape,
                                    const int64_t *factors, const int64_t *out_start,
                                    const int64_t *out_shape, int64_t *in_start, int64_t *in_shape)
+
+
+cdef extern from "ngff_write_files.h" nogil:
+    enum:
+        NGFF_WRITE_FAILED
+        NGFF_WRITE_WRITTEN
+        NGFF_WRITE_DELETED
+
+    ctypedef struct ngff_write_files:
+        const ngff_pipeline *pipeline
+        const uint8_t *inp "in"
+        int64_t in_strides[32]
+        const int64_t *shape
+        int64_t n_chunks
+        const int64_t *chunk_coords
+        const int64_t *boxes
+        const char *root
+        int32_t key_encoding
+        char key_separator
+        const ngff_root *confine
+        int32_t skip_fill
+        int32_t fsync
+        ngff_chunk_result *results
+        uint8_t *actions
+        int64_t *nbytes
+
+    ngff_status ngff_pool_write_files(ngff_pool *pool, const ngff_write_files *w,
+                                      int64_t *first_failed)

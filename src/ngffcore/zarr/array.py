@@ -26,7 +26,8 @@ from ngffcore.zarr.pipeline import PlannedRequest, planned_requests
 from ngffcore.zarr.plan import ChunkPlan, Selection, normalize_selection, plan_chunks
 from ngffcore.zarr.sharding import ShardIndex
 from ngffcore.zarr.source import file_confine
-from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive
+from ngffcore.zarr.filewrite import covers_whole_chunks, write_files
+from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive, to_completion
 from ngffcore.zarr.write import WriteOptions, check_writable, value_array, write_selection
 
 
@@ -219,15 +220,36 @@ class Array:
         update (objects they share are merged one after the other). A store failure raises
         WriteError naming the object, with the objects already written in ``.written``."""
         sel, val = self._prepare_write(selection, value)
-        if val.size:
+        if not val.size:
+            return
+        if self._whole_chunk_files(sel):
+            self._write_files(sel, val, write_empty_chunks)  # one native call, as reads
+        else:
             run_sync(self._store, self._write(sel, val, write_empty_chunks))
 
     async def write_async(self, selection: Any, value: Any, *,
                           write_empty_chunks: bool = False) -> None:
         """``write`` for asyncio code (native encoding runs on a worker thread)."""
         sel, val = self._prepare_write(selection, value)
-        if val.size:
+        if not val.size:
+            return
+        if self._whole_chunk_files(sel):
+            await to_completion(self._write_files, sel, val, write_empty_chunks)
+        else:
             await self._write(sel, val, write_empty_chunks)
+
+    def _whole_chunk_files(self, sel: Selection) -> bool:
+        """Whether the core writes ``sel`` as chunk files itself: a local unsharded array
+        (as ``_files_root``) and whole chunks only (nothing to merge, nothing to lock)."""
+        return (self._files_root() is not None
+                and covers_whole_chunks(sel, self._meta.shape, self._meta.grid_shape))
+
+    def _write_files(self, sel: Selection, value: np.ndarray, write_empty_chunks: bool
+                     ) -> None:
+        root = self._files_root()
+        assert root is not None
+        prefix = f"{self._key_path}/" if self._key_path else ""
+        write_files(self._store, self._meta, root, prefix, sel, value, write_empty_chunks)
 
     def _prepare_write(self, selection: Any, value: Any) -> tuple[Selection, np.ndarray]:
         where = f"{self._store.url}/{self._key_path}"

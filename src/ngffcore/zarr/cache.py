@@ -363,10 +363,16 @@ class ChunkCache:
 _CACHES: weakref.WeakSet[ChunkCache] = weakref.WeakSet()
 
 
+def has_caches() -> bool:
+    """Whether any cache is alive (a write then names what it replaced, for them)."""
+    return len(_CACHES) > 0
+
+
 def forget_everywhere(identity: Hashable, keys: Sequence[str]) -> None:
     """Drop the written objects ``keys`` of the store ``identity`` from every cache."""
     for cache in list(_CACHES):
         cache.forget(identity, keys)
 
 
-__all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES", "forget_everywhere"]
+__all__ = ["ChunkCache", "CacheStats", "DEFAULT_CACHE_BYTES", "forget_everywhere",
+           "has_caches"]
