@@ -27,7 +27,7 @@ from ngffcore.zarr.plan import ChunkPlan, Selection, normalize_selection, plan_c
 from ngffcore.zarr.sharding import ShardIndex
 from ngffcore.zarr.source import file_confine
 from ngffcore.zarr.filewrite import covers_whole_chunks, write_files
-from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive, to_completion
+from ngffcore.zarr.steps import ASYNC, SYNC, Steps, drive
 from ngffcore.zarr.write import WriteOptions, check_writable, value_array, write_selection
 
 
@@ -220,23 +220,24 @@ class Array:
         update (objects they share are merged one after the other). A store failure raises
         WriteError naming the object, with the objects already written in ``.written``."""
         sel, val = self._prepare_write(selection, value)
-        if not val.size:
-            return
-        if self._whole_chunk_files(sel):
-            self._write_files(sel, val, write_empty_chunks)  # one native call, as reads
-        else:
-            run_sync(self._store, self._write(sel, val, write_empty_chunks))
+        if val.size:
+            drive(self._write(sel, val, write_empty_chunks, SYNC))
 
     async def write_async(self, selection: Any, value: Any, *,
                           write_empty_chunks: bool = False) -> None:
         """``write`` for asyncio code (native encoding runs on a worker thread)."""
         sel, val = self._prepare_write(selection, value)
-        if not val.size:
-            return
+        if val.size:
+            await self._write(sel, val, write_empty_chunks, ASYNC)
+
+    async def _write(self, sel: Selection, value: np.ndarray, write_empty_chunks: bool,
+                     steps: Steps) -> None:
+        """One write, for both callers (``steps.py``): whole local chunks in one native call,
+        anything else through the write pipeline (``write.py``)."""
         if self._whole_chunk_files(sel):
-            await to_completion(self._write_files, sel, val, write_empty_chunks)
+            await steps.call(self._write_files, sel, value, write_empty_chunks)
         else:
-            await self._write(sel, val, write_empty_chunks)
+            await steps.run(self._store, self._write_objects(sel, value, write_empty_chunks))
 
     def _whole_chunk_files(self, sel: Selection) -> bool:
         """Whether the core writes ``sel`` as chunk files itself: a local unsharded array
@@ -260,8 +261,8 @@ class Array:
         sel = normalize_selection(selection, self._meta.shape)
         return sel, value_array(value, self._meta.dtype, sel)
 
-    async def _write(self, sel: Selection, value: np.ndarray, write_empty_chunks: bool
-                     ) -> None:
+    async def _write_objects(self, sel: Selection, value: np.ndarray,
+                             write_empty_chunks: bool) -> None:
         prefix = f"{self._key_path}/" if self._key_path else ""
         written: list[str] = []
         try:

@@ -5,7 +5,8 @@ coroutine without an event loop; :data:`ASYNC` awaits each step on the caller's 
 work on a worker thread, run to its end even when the caller is cancelled).
 
 Steps: ``fetch`` (the chunk pipeline, ``pipeline.read_into``), ``call`` (native work that
-writes into the caller's buffers) and ``wait`` (for another read's claim on cached chunks).
+writes into the caller's buffers, or reads from them), ``run`` (a store coroutine: the write
+pipeline) and ``wait`` (for another read's claim on cached chunks).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class SyncSteps:
     async def call(self, fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
 
+    async def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
+        """A store coroutine, waited for here (inline, or on the I/O loop)."""
+        return run_sync(store, coro)
+
     async def wait(self, pending: Any) -> None:
         pending.wait()
 
@@ -75,6 +80,10 @@ class AsyncSteps:
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> None:
         await to_completion(fn, *args)
+
+    async def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
+        """A store coroutine, awaited on the caller's loop."""
+        return await coro
 
     async def wait(self, pending: Any) -> None:
         await pending.wait_async()
