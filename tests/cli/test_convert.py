@@ -310,3 +310,16 @@ def test_levels_adds_levels_beyond_the_source(data: Path, tmp_path: Path) -> Non
         np.testing.assert_array_equal(image.levels[k].read(), zarr.open_array(
             str(src / f"s{k}"), mode="r")[...])
     assert ngffcore.validate(str(dst)) == []
+
+
+def test_s3_destination_and_source(data: Path, tmp_path: Path, moto_s3: Any) -> None:
+    """Any writable store: convert into S3 (moto), then from S3 back to a local 0.4 copy."""
+    _endpoint, client, options = moto_s3
+    client.create_bucket(Bucket="convert")
+    src = data / "plate_04.zarr"
+    url = "s3://convert/plate.ome.zarr"
+    convert(str(src), url, version="0.5", dest_options=options)
+    assert ngffcore.validate(url, **options) == []
+    back = tmp_path / "back.zarr"
+    convert(url, str(back), version="0.4", source_options=options)
+    assert_same_content(src, back, "0.4")
