@@ -148,7 +148,8 @@ static int resolved(int fd, const char *path, char buf[PATH_MAX])
     return path && realpath(path, buf) != NULL;
 }
 
-/* Whether the file open as `fd` lies beneath the directory whose resolved path is `real`. */
+/* Whether the file open as `fd` is the directory whose resolved path is `real` or lies
+ * beneath it. */
 static int beneath(const char *real, int fd, const char *path)
 {
     char buf[PATH_MAX];
@@ -157,21 +158,24 @@ static int beneath(const char *real, int fd, const char *path)
     size_t len = strlen(real);
     if (len == 1) /* the root is "/" */
         return 1;
-    return strncmp(buf, real, len) == 0 && buf[len] == '/';
+    return strncmp(buf, real, len) == 0 && (buf[len] == '/' || buf[len] == 0);
 }
 
-/* The file `path` names, opened beneath `root`: its fd, or -1 with errno (EXDEV: the path
- * resolves outside the root). */
-static int open_beneath(const ngff_root *root, const char *path)
+int ngff_open_beneath(const ngff_root *root, const char *rel, int flags, const char *path)
 {
-    const char *rel = path + root->len;
+    if (root->fd < 0) {
+        errno = ENOENT; /* the root does not exist */
+        return -1;
+    }
+    if (!*rel)
+        rel = "."; /* the root itself */
     const char *real = root->real;
     int fd;
 #ifdef NGFF_HAVE_OPENAT2
     char root_buf[PATH_MAX];
     if (!real) {
         /* one syscall resolves and confines: links inside the root work, none leaves it */
-        struct open_how how = {.flags = NGFF_OPEN_FLAGS,
+        struct open_how how = {.flags = (uint64_t)flags,
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
         do
             fd = (int)syscall(SYS_openat2, root->fd, rel, &how, sizeof how);
@@ -192,7 +196,7 @@ static int open_beneath(const ngff_root *root, const char *path)
         return -1;
     }
     do
-        fd = openat(root->fd, rel, NGFF_OPEN_FLAGS);
+        fd = openat(root->fd, rel, flags);
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return -1;
@@ -215,7 +219,7 @@ ngff_status ngff_open_regular(const ngff_root *root, const char *path, int direc
             return NGFF_ERR_INVALID_ARGUMENT;
         if (root->fd < 0)
             return NGFF_OK; /* the root does not exist: nothing beneath it does */
-        fd = open_beneath(root, path);
+        fd = ngff_open_beneath(root, path + root->len, NGFF_OPEN_FLAGS, path);
     } else {
         do
             fd = open(path, NGFF_OPEN_FLAGS);

@@ -38,6 +38,12 @@ typedef struct ngff_root {
 ngff_status ngff_root_open(ngff_root *r, const char *root, char *detail);
 void ngff_root_close(ngff_root *r);
 
+/* `rel` (relative to the root; "" is the root itself) opened with `flags` beneath the root:
+ * links inside it work, none leads out. Returns the fd, or -1 with errno (EXDEV: it resolves
+ * outside; ENOENT also when the root does not exist). `path`, the full path, lets the check
+ * fall back to realpath where /proc is not mounted (NULL: no fallback). */
+int ngff_open_beneath(const ngff_root *root, const char *rel, int flags, const char *path);
+
 /* Opens `path` for reading without ever blocking (O_NONBLOCK: a FIFO is not waited on) and
  * only if it is a regular file: a FIFO, socket or device is NGFF_ERR_IO, at once, and never
  * read. With `root` (else NULL: links are followed anywhere) the path must start with the

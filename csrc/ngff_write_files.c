@@ -20,12 +20,6 @@
 #include "ngff_encode.h"
 #include "ngff_grid.h"
 
-#if defined(__linux__) && defined(SYS_openat2) && defined(__has_include)
-#if __has_include(<linux/openat2.h>)
-#include <linux/openat2.h>
-#define NGFF_HAVE_OPENAT2 1
-#endif
-#endif
 #ifndef O_PATH /* not Linux: a plain descriptor of the directory serves the *at calls */
 #define O_PATH O_RDONLY
 #endif
@@ -115,76 +109,11 @@ static uint64_t random64(wf_state *s)
     return x ^ (x >> 31);
 }
 
-/* The resolved path of the open file `fd` (from /proc), or 0 if unknown. */
-static int fd_path(int fd, char buf[PATH_MAX])
-{
-    char proc[32];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, buf, PATH_MAX - 1);
-    if (n <= 0 || n >= PATH_MAX - 1)
-        return 0;
-    buf[n] = 0;
-    return buf[0] == '/';
-}
-
-/* Whether the directory open as `fd` is the directory whose resolved path is `real`, or lies
- * beneath it. */
-static int within(const char *real, int fd)
-{
-    char buf[PATH_MAX];
-    if (!fd_path(fd, buf))
-        return 0;
-    size_t len = strlen(real);
-    if (len == 1) /* the root is "/" */
-        return 1;
-    return strncmp(buf, real, len) == 0 && (buf[len] == '/' || buf[len] == 0);
-}
-
 /* The directory `rel` (relative to the root, "" the root itself) opened beneath the root as
- * ngff_fetch.c opens chunk files: its fd, or -1 with errno (EXDEV: it resolves outside). */
+ * chunk files are read (ngff_open_beneath): its fd, or -1 with errno (EXDEV: outside). */
 static int open_dir_beneath(const ngff_root *r, const char *rel, int flags)
 {
-    if (r->fd < 0) {
-        errno = ENOENT; /* the root does not exist */
-        return -1;
-    }
-    if (!*rel)
-        rel = ".";
-    const char *real = r->real;
-    int fd;
-#ifdef NGFF_HAVE_OPENAT2
-    char root_buf[PATH_MAX];
-    if (!real) {
-        struct open_how how = {.flags = (uint64_t)flags,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-        do
-            fd = (int)syscall(SYS_openat2, r->fd, rel, &how, sizeof how);
-        while (fd < 0 && errno == EINTR);
-        if (fd >= 0 || errno != EXDEV)
-            return fd;
-        /* an absolute link (always refused by RESOLVE_BENEATH) may lead back inside */
-        if (!fd_path(r->fd, root_buf)) {
-            errno = EXDEV;
-            return -1;
-        }
-        real = root_buf;
-    }
-#endif
-    if (!real) {
-        errno = EXDEV;
-        return -1;
-    }
-    do
-        fd = openat(r->fd, rel, flags);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -1;
-    if (!within(real, fd)) {
-        close(fd);
-        errno = EXDEV;
-        return -1;
-    }
-    return fd;
+    return ngff_open_beneath(r, rel, flags, NULL);
 }
 
 /* The directory `dir` (a path ending in '/'), beneath the root when confined. */
