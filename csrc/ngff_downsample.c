@@ -105,7 +105,7 @@ void ngff_downsample_input_box(int32_t method, int32_t ndim, const int64_t *full
 
 #define LD_B(T, p) LD_BOOL(p)
 #define LD_T(T, p) LD(T, p)
-#define LD_H(T, p) ds_half_to_double(LD(uint16_t, p))
+#define LD_H(T, p) ngff_half_to_double(LD(uint16_t, p))
 
 /* Rounds s / c to the nearest integer, ties to even (c > 0; sh = log2(c) when c is a power
  * of two, else -1, so the common 2x2 / 2x2x2 blocks take no division). */
@@ -179,7 +179,7 @@ static int log2_exact(int64_t c)
     }
 #define ST_CAST_F(x) ((float)(x))
 #define ST_CAST_D(x) (x)
-#define ST_HALF(x) ds_double_to_half(x)
+#define ST_HALF(x) ngff_double_to_half(x)
 
 #define DEF_INT3(NAME, T, LOAD)                                                                 \
     DEF_ACC(NAME##_32, T, int32_t, 1, LOAD)                                                     \

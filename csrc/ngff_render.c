@@ -17,6 +17,7 @@
  * for 1-4 tabled channels of <= 16 bits, the usual case; else one channel at a time), and
  * then packs the block into the output.
  */
+#include "ngff_half.h"
 #include "ngff_render.h"
 
 #include <math.h>
@@ -102,28 +103,6 @@ LOADER(ld_i64, int64_t)
 LOADER(ld_f32, float)
 LOADER(ld_f64, double)
 
-/* IEEE binary16 → double, exactly. */
-static inline double half_to_double(uint16_t h)
-{
-    uint64_t sign = (uint64_t)(h >> 15) << 63;
-    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    double v;
-    if (e == 0) {
-        v = (double)m * 5.9604644775390625e-08; /* m * 2**-24, exact */
-        uint64_t bits;
-        memcpy(&bits, &v, sizeof bits);
-        bits |= sign;
-        memcpy(&v, &bits, sizeof v);
-        return v;
-    }
-    uint64_t bits;
-    if (e == 31)
-        bits = sign | (0x7FFull << 52) | ((uint64_t)m << 42);
-    else
-        bits = sign | ((uint64_t)(e - 15 + 1023) << 52) | ((uint64_t)m << 42);
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
 
 /* The packed contribution of one sample value (the definition in ngff_render.h). */
 static inline uint64_t contribution(const chan_plan *c, double x)
@@ -232,7 +211,7 @@ static void accumulate_linear(const render_ctx *r, const chan_plan *c, const uin
     case NGFF_RENDER_INT64: LOAD_BLOCK(ld_i64, 8); break;
     case NGFF_RENDER_FLOAT16:
         for (int64_t i = 0; i < n; i++)
-            xb[i] = half_to_double(ld_u16(p + i * cs));
+            xb[i] = ngff_half_to_double(ld_u16(p + i * cs));
         break;
     case NGFF_RENDER_FLOAT32: LOAD_BLOCK(ld_f32, 4); break;
     default: LOAD_BLOCK(ld_f64, 8); break;
@@ -337,7 +316,7 @@ static void accumulate(const render_ctx *r, const chan_plan *c, const uint8_t *p
         ACCUMULATE(first, n, p, cs, 8, contribution(c, (double)ld_i64(q)));
         return;
     case NGFF_RENDER_FLOAT16:
-        ACCUMULATE(first, n, p, cs, 2, contribution(c, half_to_double(ld_u16(q))));
+        ACCUMULATE(first, n, p, cs, 2, contribution(c, ngff_half_to_double(ld_u16(q))));
         return;
     case NGFF_RENDER_FLOAT32:
         ACCUMULATE(first, n, p, cs, 4, contribution(c, ld_f32(q)));
@@ -594,7 +573,7 @@ static ngff_status build_lut_segment(void *ctx_, int64_t task)
         int64_t k1 = k0 + LUT_SEGMENT < ch->lut_n ? k0 + LUT_SEGMENT : ch->lut_n;
         if (r->dtype == NGFF_RENDER_FLOAT16)
             for (int64_t k = k0; k < k1; k++)
-                ch->lut[k] = contribution(ch, half_to_double((uint16_t)k));
+                ch->lut[k] = contribution(ch, ngff_half_to_double((uint16_t)k));
         else
             for (int64_t k = k0; k < k1; k++)
                 ch->lut[k] = contribution(ch, (double)(ch->lut_lo + k));
