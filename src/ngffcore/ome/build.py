@@ -194,6 +194,21 @@ def plan_pyramid(shape: tuple[int, ...], axes: Sequence[Axis], scale: Any = None
     return Pyramid(tuple(shapes), tuple(steps), tuple(scales), tuple(translations))
 
 
+def parse_grid(value: Any, what: str, ndim: int | None = None) -> tuple[int, ...] | None:
+    """A chunk or shard shape argument: None, or integers >= 1 (``ndim`` of them when
+    given); ArgumentError otherwise."""
+    if value is None:
+        return None
+    try:
+        items = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what} {value!r} must be a list of integers") from None
+    if not items or any(v < 1 for v in items) or (ndim is not None and len(items) != ndim):
+        count = f"{ndim} " if ndim is not None else ""
+        raise ArgumentError(f"{what} {value!r} must hold {count}integers >= 1")
+    return items
+
+
 def clip_grids(chunks: tuple[int, ...], shards: tuple[int, ...] | None,
                shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """A level's chunks (clipped to its shape) and shards (clipped to the shape rounded up
@@ -306,6 +321,6 @@ def image_label_json(colors: Any, properties: Any, version: str) -> dict[str, An
     return out
 
 
-__all__ = ["AXIS_TYPES", "METHODS", "Pyramid", "VERSIONS", "axes_json", "clip_grids", "image_attributes",
+__all__ = ["AXIS_TYPES", "METHODS", "Pyramid", "VERSIONS", "axes_json", "clip_grids", "parse_grid", "image_attributes",
            "image_label_json", "multiscale_json", "ome_attributes", "omero_json", "parse_axes",
            "plan_pyramid"]

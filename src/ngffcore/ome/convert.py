@@ -28,7 +28,8 @@ from typing import Any, cast
 import numpy as np
 
 from ngffcore.errors import ArgumentError, ExistsError, MetadataError, ReadOnlyError
-from ngffcore.ome.build import METHODS, VERSIONS, clip_grids, parse_axes, plan_pyramid
+from ngffcore.ome.build import (METHODS, VERSIONS, clip_grids, parse_axes, parse_grid,
+                                plan_pyramid)
 from ngffcore.ome.convert_plan import ArrayCopy, ExtraLevels, Plan, join, make_plan
 from ngffcore.ome.pyramid import PyramidWriter
 from ngffcore.ome.writer import write_group
@@ -63,18 +64,6 @@ class Options:
     compressor: str
     levels: int | None
     downsample: str
-
-
-def _grid(value: Any, what: str) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        items = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{what} {value!r} must be a list of integers") from None
-    if not items or any(v < 1 for v in items):
-        raise ArgumentError(f"{what} {value!r} must hold integers >= 1")
-    return items
 
 
 def _compressor(text: str) -> tuple[str, int | None]:
@@ -308,13 +297,13 @@ def convert(source: Any, dest: Any, *, version: str = "0.5", chunks: Any = None,
     if overwrite and resume:
         raise ArgumentError("overwrite and resume exclude each other")
     _compressor(compressor)
-    shard_shape = _grid(shards, "shards")
+    shard_shape = parse_grid(shards, "shards")
     if shard_shape is not None and version != "0.5":
         raise ArgumentError("shards need version 0.5 (Zarr v3); 0.4 is Zarr v2")
     src = source if hasattr(source, "list_prefix") else open_store(source, **(source_options
                                                                               or {}))
     dst = dest if hasattr(dest, "list_prefix") else open_store(dest, **(dest_options or {}))
-    opts = Options(src.url, version, _grid(chunks, "chunks"), shard_shape, compressor,
+    opts = Options(src.url, version, parse_grid(chunks, "chunks"), shard_shape, compressor,
                    levels, downsample)
     plan = run_sync(src, make_plan(src, version, levels))
     # every option checked (documents built) before DEST is touched

@@ -6,6 +6,7 @@ metadata goes last, so a reader never finds an image whose levels are not all wr
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from ngffcore.errors import ArgumentError, ExistsError, ReadOnlyError
 from ngffcore.ome.build import (METHODS, VERSIONS, Pyramid, clip_grids, image_attributes,
+                                parse_grid,
                                 image_label_json, multiscale_json, ome_attributes, omero_json,
                                 parse_axes, plan_pyramid)
 from ngffcore.ome.group import read_group_async
@@ -45,18 +47,6 @@ def _check_data(data: Any) -> tuple[tuple[int, ...], np.dtype]:
         raise ArgumentError(f"data of dtype {dt} cannot be written (supported: "
                             f"{', '.join(SUPPORTED_DTYPES)})")
     return tuple(int(s) for s in shape), dt
-
-
-def _level_grid(value: Any, shape: tuple[int, ...], what: str) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        items = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{what} {value!r} must be a list of integers") from None
-    if len(items) != len(shape) or any(v < 1 for v in items):
-        raise ArgumentError(f"{what} {value!r} must hold {len(shape)} integers >= 1")
-    return items
 
 
 def _default_chunks(shape: tuple[int, ...], axes: Sequence[Axis]) -> tuple[int, ...]:
@@ -130,8 +120,8 @@ def _plan(data: Any, axes: Any, scale: Any, translation: Any, units: Any, levels
         raise ArgumentError(f"downsample='mode' is for labels (integer data), not {dtype}")
     parsed = parse_axes(axes, len(shape), units)
     pyramid = plan_pyramid(shape, parsed, scale, translation, levels, factors)
-    chunk_shape = _level_grid(chunks, shape, "chunks") or _default_chunks(shape, parsed)
-    shard_shape = _level_grid(shards, shape, "shards")
+    chunk_shape = parse_grid(chunks, "chunks", len(shape)) or _default_chunks(shape, parsed)
+    shard_shape = parse_grid(shards, "shards", len(shape))
     if shard_shape is not None:
         if version == "0.4":
             raise ArgumentError("shards need version='0.5' (Zarr v3); 0.4 is Zarr v2")
@@ -185,15 +175,8 @@ async def write_image_in(store: Store, path: str, data: Any, *, axes: Any, scale
 
 
 async def _run_blocking(fn: Any) -> None:
-    """The pyramid pass is synchronous (its writes are ``Array.write``): on a worker thread
-    when called from an event loop."""
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        fn()
-        return
+    """The pyramid pass is synchronous (its writes are ``Array.write``): on a worker thread,
+    so the I/O loop it is called from stays free for the requests of those writes."""
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
@@ -244,13 +227,7 @@ def write_image(location: Any, data: Any, *, axes: Any, scale: Any = None,
             version=version, overwrite=overwrite)
         return await _open_image(store, "")
 
-    return _sync(store, main())
-
-
-def _sync(store: Store, coro: Any) -> Any:
-    """Run on ngffcore's I/O loop (opening the result fans out; the pyramid pass itself runs
-    on a worker thread: ``_run_blocking``)."""
-    return run_on_io_loop(coro)
+    return run_on_io_loop(main())
 
 
 def _image_factors(image: Image) -> list[list[int]]:
@@ -328,7 +305,7 @@ def write_labels(image: Any, name: str, data: Any, *, colors: Any = None,
         assert isinstance(opened, LabelImage)
         return opened
 
-    result: LabelImage = _sync(store, main())
+    result: LabelImage = run_on_io_loop(main())
     image._labels = None  # listed again on next use
     return result
 
