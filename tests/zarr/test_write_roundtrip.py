@@ -315,3 +315,22 @@ def test_write_never_changes_metadata(tmp_path):
         assert f.read() == before
     leftovers = [f for _, _, files in os.walk(path) for f in files if f.endswith(".partial")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_cached_reads_see_writes(tmp_path, sharded):
+    """A read through a ChunkCache after a write returns the written values: the write drops
+    what it replaced from every cache (whole-chunk native writes and merged writes alike)."""
+    path = str(tmp_path / "a.zarr")
+    arr = ngffcore.create_array(path, shape=(8, 8), dtype="uint8", chunks=(4, 4),
+                                shards=(8, 8) if sharded else None, fill_value=0)
+    cache = ngffcore.ChunkCache()
+    reader = ngffcore.open_array(path)
+    assert (reader.read(cache=cache) == 0).all()
+    assert cache.stats().chunks == 4
+    arr[0:4, 0:4] = 5  # a whole chunk
+    arr[5, 5] = 9  # part of one
+    expected = np.zeros((8, 8), np.uint8)
+    expected[0:4, 0:4] = 5
+    expected[5, 5] = 9
+    np.testing.assert_array_equal(reader.read(cache=cache), expected)

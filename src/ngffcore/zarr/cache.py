@@ -170,6 +170,9 @@ class ChunkCache:
         self._spare_total = 0
         self._recycled = 0
         self._chunks: dict[Hashable, tuple[int, np.ndarray]] = {}  # key -> (slab id, chunk)
+        # (store identity, object key) -> the chunk keys held of that object: what a write
+        # of the object makes stale (forget), found without scanning every chunk
+        self._by_object: dict[Hashable, set[Hashable]] = {}
         self._pending: dict[Hashable, Pending] = {}  # being decoded by some read
         self._bytes = 0
         self._hits = self._misses = self._evictions = 0
@@ -304,6 +307,7 @@ class ChunkCache:
             for key, chunk in zip(keys, chunks):
                 if key not in self._chunks:  # a concurrent read may have put it first
                     self._chunks[key] = (sid, chunk)
+                    self._by_object.setdefault(_object_of(key), set()).add(key)
                     kept.append(key)
             if not kept:
                 return  # nothing of this slab is held: it must not count
@@ -317,6 +321,7 @@ class ChunkCache:
                     # forgotten after a write (and maybe cached again since, in another slab)
                     if self._chunks.get(key, (None,))[0] == old_sid:
                         del self._chunks[key]
+                        self._unindex(key)
                 spare = list(olds)
                 del olds  # the list holds the only references now: see _recycle
                 self._recycle(spare)
@@ -334,14 +339,18 @@ class ChunkCache:
         """Drop the chunks of the objects ``keys`` (chunks or shards) of the store with
         ``identity``: a write through this process replaced them. Their slabs stay (with
         the other chunks decoded with them) until evicted."""
-        gone = set(keys)
-        if not gone:
-            return
         with self._lock:
-            for key in [k for k in self._chunks
-                        if isinstance(k, tuple) and len(k) >= 2 and k[0] == identity
-                        and k[1] in gone]:
-                del self._chunks[key]
+            for key in keys:
+                for chunk_key in self._by_object.pop((identity, key), ()):
+                    self._chunks.pop(chunk_key, None)
+
+    def _unindex(self, key: Hashable) -> None:
+        obj = _object_of(key)
+        held = self._by_object.get(obj)
+        if held is not None:
+            held.discard(key)
+            if not held:
+                del self._by_object[obj]
 
     def clear(self) -> None:
         """Drop every chunk (their memory becomes spare slabs where no reader holds it)."""
@@ -349,6 +358,7 @@ class ChunkCache:
             slabs = [buf for entry in self._slabs.values() for buf in entry[2]]
             self._slabs.clear()
             self._chunks.clear()
+            self._by_object.clear()
             self._bytes = 0
             slabs.reverse()  # least recently used first: the spare bound keeps the newest
             self._recycle(slabs)
@@ -357,6 +367,11 @@ class ChunkCache:
         with self._lock:
             return CacheStats(self._hits, self._misses, self._evictions, self._bytes,
                               len(self._chunks), self._spare_total, self._recycled)
+
+
+def _object_of(key: Hashable) -> Hashable:
+    """The (store identity, object key) a chunk key ``(identity, key, inner...)`` belongs to."""
+    return key[:2] if isinstance(key, tuple) else key
 
 
 #: every live cache: a write drops what it replaced from each (``forget_everywhere``)
