@@ -17,6 +17,7 @@ from ngffcore.store.protocol import Store
 from ngffcore.zarr.cache import forget_everywhere, has_caches
 from ngffcore.zarr.metadata import ArrayMetadata
 from ngffcore.zarr.plan import Selection
+from ngffcore.zarr.source import file_confine
 
 
 def covers_whole_chunks(sel: Selection, shape: tuple[int, ...], chunks: tuple[int, ...]
@@ -36,8 +37,8 @@ def write_files(store: Store, meta: ArrayMetadata, root: bytes, prefix: str, sel
     pipeline = meta.codec.pipeline
     assert pipeline is not None
     skip_fill = not write_empty_chunks and meta.fill_value is not None
-    confine = store.local_root if not getattr(store, "follow_external_links", False) else None
-    fsync = bool(getattr(store, "fsync", False))
+    confine = file_confine(store)  # as reads confine chunk files
+    fsync = bool(getattr(store, "fsync", False))  # LocalStore's option; others have none
     try:
         written, deleted, nbytes = _core.write_chunk_files(
             pipeline, value, meta.shape, meta.grid_shape, sel.start, sel.stop, root,
