@@ -177,13 +177,17 @@ int ngff_open_beneath(const ngff_root *root, const char *rel, int flags, const c
         /* one syscall resolves and confines: links inside the root work, none leaves it */
         struct open_how how = {.flags = (uint64_t)flags,
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        /* EAGAIN: a rename anywhere on the system raced a ".." step and the kernel could not
+         * prove it stayed beneath; openat2(2) says to retry. Writers rename all the time, so
+         * a busy machine sees this; after a few tries the checked openat below decides. */
+        int tries = 0;
         do
             fd = (int)syscall(SYS_openat2, root->fd, rel, &how, sizeof how);
-        while (fd < 0 && errno == EINTR);
-        if (fd >= 0 || errno != EXDEV)
+        while (fd < 0 && (errno == EINTR || (errno == EAGAIN && ++tries < 16)));
+        if (fd >= 0 || (errno != EXDEV && errno != EAGAIN))
             return fd;
-        /* refused; but an absolute link (always refused by RESOLVE_BENEATH) may lead back
-         * inside the root: only this rare case pays for resolving both paths */
+        /* refused (or still racing); but an absolute link (always refused by RESOLVE_BENEATH)
+         * may lead back inside the root: only these rare cases pay for resolving both paths */
         if (!resolved(root->fd, NULL, root_buf)) {
             errno = EXDEV;
             return -1;

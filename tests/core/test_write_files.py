@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -225,6 +227,36 @@ def test_symlink_staying_inside_the_root_works(tmp_path, absolute):
     written, _, _ = _write(meta, path, value, (0, 0, 0), SHAPE, store_root=_root(str(store)))
     assert len(written) == 3 * 3 * 3
     assert sorted(os.listdir(target)) == ["0", "1", "2"]
+    np.testing.assert_array_equal(_read_zarr(path), value)
+
+
+def test_relative_link_works_while_other_files_are_renamed(tmp_path):
+    """openat2 answers EAGAIN when a rename anywhere races a ".." step; a busy machine (other
+    writers' atomic renames) must not turn that into a failed write. Failed before the retry."""
+    store = tmp_path / "store"
+    path = str(store / "arr")
+    meta = _create(path, CONFIGS["v3-slash-u2-zstd"])
+    (store / "elsewhere").mkdir()
+    os.symlink("../elsewhere", os.path.join(path, "c"))
+    value = np.arange(np.prod(SHAPE), dtype="uint16").reshape(SHAPE)
+    storm = tmp_path / "storm"
+    storm.mkdir()
+    code = ("import os, sys\n"
+            "a, b = os.path.join(sys.argv[1], 'a'), os.path.join(sys.argv[1], 'b')\n"
+            "open(a, 'w').close()\n"
+            "print('ready', flush=True)\n"
+            "while True:\n    os.rename(a, b)\n    os.rename(b, a)\n")
+    renamer = subprocess.Popen([sys.executable, "-c", code, str(storm)], stdout=subprocess.PIPE)
+    try:
+        assert renamer.stdout.readline() == b"ready\n"
+        for _ in range(20):
+            written, _, _ = _write(meta, path, value, (0, 0, 0), SHAPE,
+                                   store_root=_root(str(store)))
+            assert len(written) == 3 * 3 * 3
+    finally:
+        renamer.kill()
+        renamer.wait()
+        renamer.stdout.close()
     np.testing.assert_array_equal(_read_zarr(path), value)
 
 
