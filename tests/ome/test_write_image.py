@@ -193,6 +193,41 @@ def test_pyramid_levels_equal_reference(tmp_path, method, version, sharded):
     _peers_agree(path, version, img)
 
 
+class _CountingSource:
+    """A numpy array that counts how often each pixel is read through ``__getitem__``."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype = data, data.shape, data.dtype
+        self.reads = np.zeros(data.shape, dtype=np.int32)
+
+    def __getitem__(self, key):
+        self.reads[key] += 1
+        return self.data[key]
+
+
+@needs_kernels
+@pytest.mark.parametrize("method", ["mean", "nearest", "mode", "gaussian"])
+@pytest.mark.parametrize("shape,chunks,shards,factors", [
+    ((2, 23, 70, 53), (1, 4, 16, 8), (1, 8, 32, 16), [[1, 1, 2, 2], [1, 2, 2, 3], [1, 1, 2, 2]]),
+    ((1, 9, 130, 97), (1, 3, 8, 8), None, [[1, 2, 2, 2], [1, 1, 3, 2], [1, 2, 2, 2]]),
+    ((77, 301), (8, 16), (16, 32), [[2, 2], [2, 2], [2, 2], [2, 2]]),
+])
+def test_base_read_exactly_once(tmp_path, method, shape, chunks, shards, factors):
+    """Every base pixel is read from the source exactly once, gaussian halos included, and
+    the levels still equal the whole-image reference."""
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 50 if method == "mode" else 60000, size=shape).astype(
+        "uint8" if method == "mode" else "uint16")
+    source = _CountingSource(data)
+    axes = "czyx"[-len(shape):]
+    img = ngffcore.write_image(str(tmp_path / "img.zarr"), source, axes=axes, factors=factors,
+                               downsample=method, chunks=chunks, shards=shards)
+    assert source.reads.min() == 1 and source.reads.max() == 1, (
+        f"{method}: pixels read {np.bincount(source.reads.ravel())} times")
+    for lvl, exp in zip(img.levels, ref_pyramid(data, factors, method)):
+        np.testing.assert_array_equal(lvl[...], exp, err_msg=f"level {lvl.index} ({method})")
+
+
 def _peers_agree(path: str, version: str, img) -> None:
     """ome-zarr-models validates the image; ngff-zarr reads the same levels, axes and
     transforms."""

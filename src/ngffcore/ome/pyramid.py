@@ -10,13 +10,15 @@ Level 0's objects under one core are read from the source in one read and writte
 ``Array.write`` (one batch, encoded in parallel).
 
 Gaussian levels need a halo around each core (4σ, σ = factor/2): the parts of it outside the
-core belong to neighbouring cores, so they are recomputed from the source, not written
-(base pixels within a halo of a core border are read once more per border they touch).
+core belong to neighbouring cores, so they are recomputed (not written) from base pixels that
+a :class:`~ngffcore.ome.halo_cache.HaloCache` reads once and keeps while a later halo needs
+them: the base is still read exactly once.
 
 Memory: per level, one core buffer (factor^d objects of that level, when the object size is
 not a multiple of the factor or for gaussian) or one object (mean/nearest/mode with factors
 dividing the object shape, downsampled child by child), plus level 0's core read: at most
-``Σ_k f^d × object_k`` pixels, independent of the image size.
+``Σ_k f^d × object_k`` pixels, independent of the image size; gaussian adds the halo cache's
+shells (its docstring).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from ngffcore import _core
 from ngffcore.errors import ArgumentError
 from ngffcore.ome.build import Pyramid
+from ngffcore.ome.halo_cache import HaloCache
 from ngffcore.zarr.array import Array
 
 Box = tuple[tuple[int, int], ...]  # half-open (start, stop) per axis
@@ -86,6 +89,9 @@ class PyramidWriter:
         self.grids = [a.metadata.grid_shape for a in self.arrays]
         #: per channel (0 without a channel axis): (min, max) over the coarsest level
         self.value_ranges: dict[int, tuple[float, float]] = {}
+        #: gaussian only: the base read once for every halo, and objects finished so far
+        self.halo: HaloCache | None = None
+        self._planned = self._finished = 0
 
     @property
     def _id(self) -> int:
@@ -101,7 +107,14 @@ class PyramidWriter:
                 self.arrays[0].write(_slices(obj), data)
                 self._note_range(data, obj)
             return
-        for obj in object_boxes(shape, self.grids[top], whole):
+        tops = object_boxes(shape, self.grids[top], whole)
+        if self.method == "gaussian":
+            order: list[tuple[Box, int]] = []
+            for obj in tops:
+                self._finish_order(top, obj, order)
+            self.halo = HaloCache(self.pyramid.shapes[0], self.dtype,
+                                  lambda box: read_source(self.source, box, self.dtype), order)
+        for obj in tops:
             data = self._emit(top, obj)
             self._note_range(data, obj)
 
@@ -122,6 +135,39 @@ class PyramidWriter:
             self.value_ranges[channel] = (lo, hi) if old is None else (min(old[0], lo),
                                                                       max(old[1], hi))
 
+    def _finish_order(self, k: int, box: Box, order: list[tuple[Box, int]]) -> None:
+        """Append ``(base box, finish index)`` for every base box that level k's ``box`` and
+        every object beneath it may read, objects numbered in the order ``_emit`` finishes
+        them (gaussian: children first)."""
+        if k - 1 >= 1:
+            for child in object_boxes(self.pyramid.shapes[k - 1], self.grids[k - 1],
+                                      self._core_box(k, box)):
+                self._finish_order(k - 1, child, order)
+        index = self._planned
+        self._planned += 1
+        need = self._input_box(k, box)
+        if k == 1:  # its core and halo, read together
+            order.append((need, index))
+            return
+        for part in difference(need, self._core_box(k, box)):  # its halo, recomputed
+            for j in range(k - 1, 0, -1):  # down the input boxes to the base
+                part = self._input_box(j, part)
+            order.append((part, index))
+
+    def _input_box(self, k: int, box: Box) -> Box:
+        """The level-(k-1) box that level k's ``box`` is computed from (halo included)."""
+        start, shape = _core.downsample_input_box(
+            self._id, self.pyramid.shapes[k - 1], self.pyramid.factors[k - 1],
+            tuple(a for a, _ in box), _shape(box))
+        return tuple((s, s + n) for s, n in zip(start, shape))
+
+    def _base(self, box: Box) -> np.ndarray:
+        """Base pixels of ``box``: through the halo cache for gaussian, else from the source
+        (mean/nearest/mode read each base pixel once by construction)."""
+        if self.halo is not None:
+            return self.halo.read(box)
+        return read_source(self.source, box, self.dtype)
+
     def _core_box(self, k: int, box: Box) -> Box:
         """The block of level k-1 the level-k ``box`` summarises."""
         f = self.pyramid.factors[k - 1]
@@ -136,7 +182,7 @@ class PyramidWriter:
         core = self._core_box(k, box)
         out = np.empty(_shape(box), dtype=self.dtype)
         if k - 1 == 0:
-            core_data = read_source(self.source, core, self.dtype)
+            core_data = self._base(core)
             self.arrays[0].write(_slices(core), core_data)
         elif self.method != "gaussian" and all(
                 g % fk == 0 or g >= n for g, fk, n in zip(self.grids[k - 1], f, prev_shape)):
@@ -158,17 +204,16 @@ class PyramidWriter:
             data, region = self._with_halo(k, box, core, core_data)
         self._downsample(data, region, prev_shape, f, out, box)
         self.arrays[k].write(_slices(box), out)
+        if self.halo is not None:
+            self.halo.finished(self._finished)
+            self._finished += 1
         return out
 
     def _with_halo(self, k: int, box: Box, core: Box, core_data: np.ndarray
                    ) -> tuple[np.ndarray, Box]:
         """The level-(k-1) input the gaussian of ``box`` needs: ``core_data`` and around it
-        the halo, recomputed (not written)."""
-        f = self.pyramid.factors[k - 1]
-        prev_shape = self.pyramid.shapes[k - 1]
-        start, shape = _core.downsample_input_box(self._id, prev_shape, f,
-                                                  tuple(a for a, _ in box), _shape(box))
-        need: Box = tuple((s, s + n) for s, n in zip(start, shape))
+        the halo, recomputed (not written) from the halo cache's base pixels."""
+        need = self._input_box(k, box)
         if need == core:
             return core_data, core
         buf = np.empty(_shape(need), dtype=self.dtype)
@@ -179,14 +224,12 @@ class PyramidWriter:
         return buf, need
 
     def _compute(self, k: int, box: Box) -> np.ndarray:
-        """Level k over ``box``, computed from the source without writing anything."""
+        """Level k over ``box``, computed from base pixels without writing anything."""
         if k == 0:
-            return read_source(self.source, box, self.dtype)
+            return self._base(box)
         f = self.pyramid.factors[k - 1]
         prev_shape = self.pyramid.shapes[k - 1]
-        start, shape = _core.downsample_input_box(self._id, prev_shape, f,
-                                                  tuple(a for a, _ in box), _shape(box))
-        region: Box = tuple((s, s + n) for s, n in zip(start, shape))
+        region = self._input_box(k, box)
         data = self._compute(k - 1, region)
         out = np.empty(_shape(box), dtype=self.dtype)
         self._downsample(data, region, prev_shape, f, out, box)
