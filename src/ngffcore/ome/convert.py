@@ -103,11 +103,21 @@ def _codecs(spec: str, dtype: np.dtype, version: str) -> dict[str, Any]:
     return {"codecs": chain}
 
 
+def _array_dimensions(attributes: dict[str, Any] | None, ndim: int) -> list[str] | None:
+    """xarray's ``_ARRAY_DIMENSIONS`` of a v2 array, when it names each dimension."""
+    names = (attributes or {}).get("_ARRAY_DIMENSIONS")
+    if isinstance(names, list) and len(names) == ndim and all(isinstance(n, str)
+                                                              for n in names):
+        return list(names)
+    return None
+
+
 def array_options(opts: Options, shape: tuple[int, ...], dtype: np.dtype,
-                  like: Array | None, axes: Sequence[str] | None, where: str
-                  ) -> dict[str, Any]:
+                  like: Array | None, axes: Sequence[str] | None, where: str,
+                  attributes: dict[str, Any] | None = None) -> dict[str, Any]:
     """create_array options of an output array of ``shape``: ``opts``'s chunks / shards
-    (level-0 shapes, clipped to the level) or those of the source array ``like``."""
+    (level-0 shapes, clipped to the level) or those of the source array ``like``;
+    ``attributes`` the array's own (copied as they are, whatever the formats)."""
     ndim = len(shape)
     for value, what in ((opts.chunks, "chunks"), (opts.shards, "shards")):
         if value is not None and len(value) < ndim:
@@ -130,22 +140,28 @@ def array_options(opts: Options, shape: tuple[int, ...], dtype: np.dtype,
                                **_codecs(opts.compressor, dt, opts.version))
     fill = like.fill_value if like is not None else None
     if opts.version == "0.5":
+        # 0.5 requires dimension_names equal to the axes' names; a level the axes cannot
+        # name (another dimension count) keeps a v2 source's xarray names, if any
+        names = (list(axes) if axes and len(axes) == ndim
+                 else _array_dimensions(attributes, ndim))
         out.update(zarr_format=3, shards=shards, fill_value=0 if fill is None else fill,
-                   dimension_names=list(axes) if axes and len(axes) == ndim else None)
-        attrs = like.metadata.attributes if like is not None else None
-        if attrs:  # v3 arrays' own attributes (a v2 array's .zattrs is not read)
-            out["attributes"] = dict(attrs)
-    else:
+                   dimension_names=names)
+    else:  # (0.4 has no place for a v3 source's dimension_names: the axes carry them)
         out.update(zarr_format=2, dimension_separator="/", fill_value=fill)
+    if attributes:
+        out["attributes"] = dict(attributes)
     return out
 
 
 def _create(store: Store, path: str, options: dict[str, Any]) -> Array:
     """The array's metadata document written (again, on a resume: same bytes) without
-    touching its objects (``create_array`` would remove them)."""
+    touching its objects (``create_array`` would remove them); v2: ``.zattrs`` too, when
+    the array has attributes."""
     where = f"{store.url}/{path}/"
     doc, meta = build_metadata(where=where, **options)
     check_writable(meta, where)
+    if meta.zarr_format == 2 and options.get("attributes"):
+        run_sync(store, store.put(f"{path}/.zattrs", metadata_bytes(options["attributes"])))
     name = "zarr.json" if meta.zarr_format == 3 else ".zarray"
     run_sync(store, store.put(f"{path}/{name}", metadata_bytes(doc)))
     return Array(store, meta, path, mode="r+")
@@ -308,7 +324,7 @@ def convert(source: Any, dest: Any, *, version: str = "0.5", chunks: Any = None,
     plan = run_sync(src, make_plan(src, version, levels))
     # every option checked (documents built) before DEST is touched
     copies = [(c, array_options(opts, c.source.shape, c.source.dtype, c.source, c.axes,
-                                f"{dst.url}/{c.path}")) for c in plan.arrays]
+                                f"{dst.url}/{c.path}", c.attributes)) for c in plan.arrays]
     for c, options in copies:
         try:
             build_metadata(**options)
