@@ -365,3 +365,253 @@ def test_fields_of_one_well_from_threads(tmp_path):
     well = ngffcore.open(str(root)).well("A/1")
     for f in range(12):
         np.testing.assert_array_equal(well.field(f).levels[0][...], _field_data(f, (6, 6)))
+
+
+# --------------------------------------------------------------------------------------
+# write_image into a field's location: the well lists the field, as write_field does
+# --------------------------------------------------------------------------------------
+
+def _documents(root: Path, below: str | None = None) -> dict[str, bytes]:
+    """Every metadata document under ``root`` (not those under ``below``), as bytes."""
+    names = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.name in names and not (below and p.is_relative_to(root / below))}
+
+
+def _well_stores(monkeypatch) -> list[Any]:
+    """The stores write_image opens at the parent of its location (their request counts)."""
+    import ngffcore.ome.writer as writer
+
+    opened: list[Any] = []
+
+    def recording(location: Any, options: Any) -> Any:
+        found = real(location, options)
+        if found is not None:
+            opened.append(found[0])
+        return found
+
+    real = getattr(writer, "parent_of", None)
+    if real is not None:  # (without it, write_image looks at no parent: nothing recorded)
+        monkeypatch.setattr(writer, "parent_of", recording)
+    return opened
+
+
+def _fields_seen_by_ome_zarr(well: Path) -> list[tuple[str, np.ndarray]]:
+    """The well's field paths and level-0 pixels as ome-zarr-py reads them (a Well node,
+    then each field as an image node); zarr-python on the raw attributes without it."""
+    try:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Reader, Well
+    except ImportError:
+        group = zarr.open_group(str(well), mode="r")
+        attrs = dict(group.attrs)
+        images = attrs.get("ome", attrs)["well"]["images"]
+        return [(i["path"], group[f"{i['path']}/0"][...]) for i in images]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        node = next(iter(Reader(parse_url(str(well)))()))
+        spec = next(s for s in node.specs if isinstance(s, Well))
+        out = []
+        for image in spec.well_data["images"]:
+            field = next(iter(Reader(parse_url(str(well / image["path"])))()))
+            out.append((image["path"], np.asarray(field.data[0])))
+    return out
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_image_into_plate_fields(tmp_path, version, monkeypatch):
+    """``ngffcore.write_image`` into ``<plate>/A/1/0`` and then ``/1`` lists each field in
+    the well (one GET and one put of its document, no LIST or HEAD), as ome-zarr-py,
+    zarr-python, ome-zarr-models and ngffcore.open see after every field; the other well is
+    untouched."""
+    root = tmp_path / "plate.zarr"
+    ngffcore.write_plate(str(root), rows=["A", "B"], columns=["1", "2"],
+                         wells=["A/1", "B/2"], field_count=2, version=version)
+    empty_b2 = _documents(root / "B/2")
+    plate_doc = (root / ("zarr.json" if version == "0.5" else ".zattrs")).read_bytes()
+    well_stores = _well_stores(monkeypatch)
+    written: dict[str, np.ndarray] = {}
+    for field in ["0", "1"]:
+        data = _field_data(int(field), (10, 12))
+        image = ngffcore.write_image(str(root / "A" / "1" / field), data, axes="yx",
+                                     version=version)
+        np.testing.assert_array_equal(image.levels[0][...], data, strict=True)
+        written[field] = data
+        listed = [{"path": f} for f in written]
+        assert _attrs(root, "A/1", version)["well"] == {
+            "images": listed, **({"version": "0.4"} if version == "0.4" else {})}
+        # one GET of the well's document and one put of it: nothing else (no LIST, HEAD)
+        stats = well_stores[-1].stats.snapshot()
+        assert (stats["get"], stats["not_found"], stats["put"], stats["list"],
+                stats["delete"]) == (1, 0, 1, 0, 0)
+        seen = _fields_seen_by_ome_zarr(root / "A/1")
+        assert [p for p, _ in seen] == list(written)
+        for (_, pixels), values in zip(seen, written.values()):
+            np.testing.assert_array_equal(pixels, values, strict=True)
+        group = zarr.open_group(str(root), mode="r")
+        for f, values in written.items():
+            np.testing.assert_array_equal(group[f"A/1/{f}/0"][...], values, strict=True)
+        opened = ngffcore.open(str(root))
+        assert isinstance(opened, ngffcore.Plate)
+        well = opened.well("A/1")
+        assert [i.path for i in well.images] == list(written)
+        for k, values in enumerate(written.values()):
+            np.testing.assert_array_equal(well.field(k).levels[0][...], values, strict=True)
+        assert opened.well("B/2").images == ()
+        assert _documents(root / "B/2") == empty_b2
+        assert (root / ("zarr.json" if version == "0.5" else ".zattrs")).read_bytes() \
+            == plate_doc
+        assert ngffcore.validate(str(root)) == []
+        assert ngffcore.validate(str(root / "A/1"), strict=True) == []
+        _hcs_model(root, version)
+    # written again: already listed, so the well's document is read and left as it is
+    before = _documents(root, below="A/1/0")
+    ngffcore.write_image(str(root / "A" / "1" / "0"), written["0"], axes="yx",
+                         version=version, overwrite=True)
+    assert well_stores[-1].stats.snapshot()["put"] == 0
+    assert _documents(root, below="A/1/0") == before
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_image_into_a_group_that_is_no_well(tmp_path, version, monkeypatch):
+    """An image written below a group that is no well (a plain group, a plate's row group,
+    a well of the other version, a directory with no group) changes no other document and
+    costs one GET at the parent (none when the name is checked beforehand and fine)."""
+    root = tmp_path / "tree.zarr"
+    zarr.open_group(str(root / "plain"), mode="w",
+                    zarr_format=3 if version == "0.5" else 2).attrs["note"] = "kept"
+    ngffcore.write_plate(str(root / "plate"), rows=["A"], columns=["1"], wells=["A/1"],
+                         version=version)
+    other = "0.4" if version == "0.5" else "0.5"
+    ngffcore.write_plate(str(root / "other"), rows=["A"], columns=["1"], wells=["A/1"],
+                         version=other)
+    well_stores = _well_stores(monkeypatch)
+    data = _field_data(3, (6, 6))
+    for target in ["plain/img", "plate/A/img", "other/A/1/0", "nothing/img", "img"]:
+        before = _documents(root)
+        image = ngffcore.write_image(str(root / target), data, axes="yx", version=version)
+        np.testing.assert_array_equal(image.levels[0][...], data, strict=True)
+        assert _documents(root, below=target) == before, target
+        stats = well_stores[-1].stats.snapshot()
+        assert (stats["get"], stats["put"], stats["list"]) == (1, 0, 0), target
+    assert ngffcore.open(str(root / "other")).well("A/1").images == ()
+    # a store object has no parent to look at: no store is opened for one
+    looked = len(well_stores)
+    ngffcore.write_image(MemoryStore(), data, axes="yx", version=version)
+    assert len(well_stores) == looked
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_image_into_a_well_checks_before_writing(tmp_path, version):
+    """Into a well, a name that is no field name (letters and digits) and a bad
+    ``acquisition`` raise ArgumentError before anything is written; ``acquisition=``
+    outside a well too. A good acquisition is listed."""
+    root = tmp_path / "plate.zarr"
+    ngffcore.write_plate(str(root), rows=["A"], columns=["1"], wells=["A/1"],
+                         field_count=3, acquisitions=[0, 5], version=version)
+    data = _field_data(4, (6, 6))
+    files = sorted(p for p in tmp_path.rglob("*"))
+    for name, kwargs, words in [("f_1", {}, "letters and digits"),
+                                ("0", {"acquisition": -1}, "acquisition -1"),
+                                ("0", {"acquisition": True}, "acquisition True"),
+                                ("0", {"acquisition": "5"}, "acquisition '5'")]:
+        with pytest.raises(ngffcore.ArgumentError, match=words):
+            ngffcore.write_image(str(root / "A/1" / name), data, axes="yx", version=version,
+                                 **kwargs)
+        assert sorted(p for p in tmp_path.rglob("*")) == files
+    with pytest.raises(ngffcore.ArgumentError, match="no OME-Zarr"):
+        ngffcore.write_image(str(root / "A" / "img"), data, axes="yx", version=version,
+                             acquisition=0)
+    assert sorted(p for p in tmp_path.rglob("*")) == files
+    with pytest.raises(ngffcore.ArgumentError, match="for a field of a well"):
+        ngffcore.write_image(MemoryStore(), data, axes="yx", acquisition=0)
+    # a name that is no field name is fine outside a well
+    ngffcore.write_image(str(tmp_path / "not_a_well" / "f_1"), data, axes="yx",
+                         version=version)
+    ngffcore.write_image(str(root / "A/1/2"), data, axes="yx", version=version,
+                         acquisition=5)
+    ngffcore.write_image(str(root / "A/1/0"), data, axes="yx", version=version,
+                         acquisition=np.int64(0))
+    assert _attrs(root, "A/1", version)["well"]["images"] == [
+        {"path": "0", "acquisition": 0}, {"path": "2", "acquisition": 5}]
+    assert [(i.path, i.acquisition) for i in ngffcore.open(str(root)).well("A/1").images] \
+        == [("0", 0), ("2", 5)]
+    assert ngffcore.validate(str(root)) == []
+    assert ngffcore.validate(str(root / "A/1"), strict=True) == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_image_fields_of_one_well_from_threads(tmp_path, version):
+    """write_image of fields 0 … 3 of one well from 4 threads at once lists all 4; so do
+    write_image and PlateWriter.write_field racing on one well (they share its lock)."""
+    root = tmp_path / "plate.zarr"
+    plate = ngffcore.write_plate(str(root), rows=["A"], columns=["1", "2"],
+                                 wells=["A/1", "A/2"], field_count=8, version=version)
+    start = threading.Barrier(4)
+
+    def write(field: int) -> None:
+        start.wait()
+        ngffcore.write_image(str(root / "A" / "1" / str(field)), _field_data(field, (6, 6)),
+                             axes="yx", levels=1, version=version)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    assert _attrs(root, "A/1", version)["well"]["images"] == [{"path": str(f)}
+                                                              for f in range(4)]
+    well = ngffcore.open(str(root)).well("A/1")
+    for f in range(4):
+        np.testing.assert_array_equal(well.field(f).levels[0][...], _field_data(f, (6, 6)),
+                                      strict=True)
+
+    both = threading.Barrier(8)
+
+    def mixed(field: int) -> None:
+        data = _field_data(10 + field, (6, 6))
+        both.wait()
+        if field % 2:
+            plate.write_field("A", "2", field, data, axes="yx", levels=1)
+        else:
+            ngffcore.write_image(str(root / "A" / "2" / str(field)), data, axes="yx",
+                                 levels=1, version=version)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(mixed, range(8)))
+    assert _attrs(root, "A/2", version)["well"]["images"] == [{"path": str(f)}
+                                                              for f in range(8)]
+    assert [i.path for i in plate.well("A/2").images] == [str(f) for f in range(8)]
+
+
+def test_write_image_into_s3_plate_field(moto_plate):
+    """A URL location: the well is found at the URL's parent, on the same bucket."""
+    url, options, client, bucket = moto_plate
+    ngffcore.write_plate(url, rows=["A"], columns=["1"], wells=["A/1"], field_count=2,
+                         **options)
+    values = [_field_data(s, (8, 6)) for s in range(2)]
+    ngffcore.write_image(f"{url}/A/1/1", values[1], axes="yx", levels=1, **options)
+    ngffcore.write_image(f"{url}/A/1/0", values[0], axes="yx", levels=1, **options)
+    key = url.split(f"s3://{bucket}/", 1)[1]
+    raw = client.get_object(Bucket=bucket, Key=f"{key}/A/1/zarr.json")["Body"].read()
+    assert json.loads(raw)["attributes"]["ome"]["well"] == {
+        "images": [{"path": "0"}, {"path": "1"}]}
+    well = ngffcore.open(url, **options).well("A/1")
+    for f, v in enumerate(values):
+        np.testing.assert_array_equal(well.field(f).levels[0][...], v, strict=True)
+    assert ngffcore.validate(url, **options) == []
+
+
+def test_a_parent_the_credentials_may_not_read_is_no_well():
+    """Credentials limited to the image's prefix: the parent's refused GET (AuthError) means
+    no well to list the image in, and nothing is written there; the plate's own well
+    (write_field) is never rewritten from nothing on a refusal."""
+    from ngffcore.ome.well_update import add_field, empty_well
+
+    class Refusing(MemoryStore):
+        async def get(self, key, byte_range=None, *, max_bytes=None):
+            raise ngffcore.AuthError(f"{self.url}/{key}: refused")
+
+    store = Refusing()
+    assert add_field(store, "", "0", None, "0.5") is None
+    assert store._objects == {}
+    with pytest.raises(ngffcore.AuthError, match="refused"):
+        add_field(store, "A/1", "0", None, "0.5", missing=empty_well("0.5"))
+    assert store._objects == {}

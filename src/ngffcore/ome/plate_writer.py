@@ -3,15 +3,16 @@
 ``write_plate`` writes the row groups, one well group per well (``"images": []``) and then
 the plate document, last, so a reader never finds a plate whose wells are missing. It
 returns a :class:`PlateWriter`: a :class:`~ngffcore.ome.collection.Plate` (it reads like
-one) whose ``write_field`` writes a field image with ``write_image_in`` and then rewrites
-that well's document in one put, so every well lists exactly the fields written so far.
+one) whose ``write_field`` writes a field image with ``write_image_in`` and then lists it in
+that well's document (``well_update.add_field``: one GET, one put, under the well's lock,
+as ``write_image`` into a field's location does), so every well lists exactly the fields
+written so far.
 Every argument is checked before anything is written (docs/ome.md, "Writing plates").
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,8 @@ from ngffcore.ome.build import (VERSIONS, multiscale_json, ome_attributes, parse
 from ngffcore.ome.collection import Plate
 from ngffcore.ome.group import read_group_async
 from ngffcore.ome.image import Image, open_image_async
+from ngffcore.ome.well_update import NAME as _NAME
+from ngffcore.ome.well_update import add_field, empty_well, listed_fields
 from ngffcore.ome.writer import write_group, write_image_in
 from ngffcore.store.fanout import gather_bounded
 from ngffcore.store.location import open_store
@@ -32,8 +35,6 @@ from ngffcore.store.protocol import Store
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.zarr.metadata import metadata_bytes
 
-#: row, column and field names as the plate and well schemas allow them
-_NAME = re.compile(r"[A-Za-z0-9]+")
 _ACQUISITION_KEYS = {"id": int, "name": str, "maximumfieldcount": int, "description": str,
                      "starttime": int, "endtime": int}
 
@@ -131,21 +132,6 @@ def _plate_json(rows: tuple[str, ...], columns: tuple[str, ...], wells: list[dic
     plate.update(rows=[{"name": r} for r in rows], columns=[{"name": c} for c in columns],
                  wells=wells, field_count=field_count)
     return ome_attributes({"plate": plate}, version)
-
-
-def _well_json(fields: Mapping[int, int | None], version: str) -> dict[str, Any]:
-    """The well's attributes listing ``fields`` (field → acquisition id or None), in field
-    order, so ``Well.field(i)`` is field ``i`` once fields 0 … i are written."""
-    images: list[dict[str, Any]] = []
-    for field in sorted(fields):
-        image: dict[str, Any] = {"path": str(field)}
-        if fields[field] is not None:
-            image["acquisition"] = fields[field]
-        images.append(image)
-    well: dict[str, Any] = {"images": images}
-    if version == "0.4":
-        well["version"] = "0.4"
-    return ome_attributes({"well": well}, version)
 
 
 def _field_key(data: Any, version: str, kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -269,16 +255,19 @@ class PlateWriter(Plate):
 
         run_on_io_loop(write_image_in(self._store, field_path, data, version=self._version,
                                       **kwargs))
-        # the well's document is rewritten from one in-memory list under a lock held by
-        # this thread (never on the I/O loop, which the put runs on): concurrent fields of
-        # one well never lose each other, and no read-modify-write of the store is needed
+        # read-modify-write of the well's document under the process-wide lock of that
+        # well, which write_image into a field's location takes too: concurrent fields of
+        # one well, written either way, never lose each other
+        doc = add_field(self._store, path, str(field), acq, self._version,
+                        missing=empty_well(self._version))
         with self._write_lock:
             if key is not None:
                 self._keys.setdefault(key[0], (key[1], field_path))
-            fields = self._written[path]
-            fields[field] = acq
-            attrs = _well_json(fields, self._version)
-            run_on_io_loop(_put_well(self._store, path, attrs, self._version))
+            # what the well now lists (fields written by write_image too) counts towards
+            # maximumfieldcount
+            self._written[path] = {**self._written[path], **listed_fields(doc or {},
+                                                                          self._version)}
+            self._written[path][field] = acq
         with self._lock:
             self._wells.pop(path, None)  # read again on next use
         image: Image = run_on_io_loop(_open_field(self._store, field_path))
@@ -288,15 +277,6 @@ class PlateWriter(Plate):
 async def _open_field(store: Store, path: str) -> Image:
     group = await read_group_async(store, path)
     return await open_image_async(store, group)
-
-
-async def _put_well(store: Store, path: str, attributes: dict[str, Any], version: str
-                    ) -> None:
-    """The well's document in one put (0.4: ``.zattrs``; its ``.zgroup`` never changes)."""
-    if version == "0.5":
-        await write_group(store, path, attributes, version)
-    else:
-        await store.put(f"{path}/.zattrs", metadata_bytes(attributes))
 
 
 def write_plate(location: Any, *, rows: Any, columns: Any, wells: Any, field_count: int = 1,
@@ -335,7 +315,7 @@ def write_plate(location: Any, *, rows: Any, columns: Any, wells: Any, field_cou
                               "more): write_plate writes a new plate only",
                               path=store.url)
         used_rows = sorted({w["path"].split("/")[0] for w in well_list})
-        empty = _well_json({}, version)
+        empty = empty_well(version)
         groups = ([write_group(store, r, {}, version) for r in used_rows]
                   + [write_group(store, w["path"], empty, version) for w in well_list])
         await gather_bounded(store, groups)

@@ -22,6 +22,7 @@ from ngffcore.ome.group import read_group_async
 from ngffcore.ome.image import Image, LabelImage, open_image_async
 from ngffcore.ome.multiscales import Axis
 from ngffcore.ome.pyramid import PyramidWriter
+from ngffcore.ome.well_update import NAME, add_field, parent_of, read_well
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.store.location import open_store
 from ngffcore.store.protocol import Store, get_data
@@ -198,12 +199,47 @@ async def _open_image(store: Store, path: str, label: bool = False) -> Image:
     return await open_image_async(store, group, 0, label=label)
 
 
+def _parent_well(store: Store, location: Any, store_options: Mapping[str, Any],
+                 version: str, acquisition: Any) -> tuple[Store, str] | None:
+    """The group holding ``location`` (a store rooted there) and the image's name in it, if
+    write_image is to list the image in it when that group is a well; checks what must be
+    checked before the write. No request unless ``acquisition`` is given or the name is no
+    field name: only those need to know beforehand whether the parent is a well (else the
+    one GET of the well's document is the one under its lock, after the write)."""
+    if acquisition is not None and (isinstance(acquisition, bool)
+                                    or not isinstance(acquisition, (int, np.integer))
+                                    or acquisition < 0):
+        raise ArgumentError(f"{store.url}: acquisition {acquisition!r} must be an "
+                            "acquisition id (an integer >= 0)")
+    if version not in VERSIONS or not store.writable:
+        return None  # write_image_in says why
+    parent = parent_of(location, store_options)
+    if parent is None:
+        if acquisition is not None:
+            raise ArgumentError(f"{store.url}: acquisition= is for a field of a well, and "
+                                f"{location!r} has no parent group")
+        return None
+    well_store, field = parent
+    valid = NAME.fullmatch(field) is not None
+    if acquisition is None and valid:
+        return parent
+    if run_on_io_loop(read_well(well_store, "", version)) is None:
+        if acquisition is not None:
+            raise ArgumentError(f"{store.url}: acquisition= is for a field of a well, and "
+                                f"{well_store.url} is no OME-Zarr {version} well")
+        return None
+    if not valid:
+        raise ArgumentError(f"{store.url}: field name {field!r} in the well "
+                            f"{well_store.url} must be letters and digits only")
+    return parent
+
+
 def write_image(location: Any, data: Any, *, axes: Any, scale: Any = None,
                 translation: Any = None, units: Any = None, chunks: Any = None,
                 shards: Any = None, codecs: Any = None, levels: Any = None,
                 downsample: str = "mean", factors: Any = None, channels: Any = None,
                 name: str | None = None, version: str = "0.5", overwrite: bool = False,
-                **store_options: Any) -> Image:
+                acquisition: int | None = None, **store_options: Any) -> Image:
     """Write ``data`` (numpy, dask, or anything with ``shape``, ``dtype`` and numpy
     ``__getitem__``) as an OME-Zarr image with a pyramid at ``location`` (path, URL or
     store), and return it opened.
@@ -216,18 +252,28 @@ def write_image(location: Any, data: Any, *, axes: Any, scale: Any = None,
     integer list per step): see ``docs/ome.md``, "Writing". ``downsample``: "mean",
     "gaussian", "nearest" or "mode". ``channels``: omero channel dicts. A destination
     holding anything raises ExistsError unless ``overwrite``. One pass: the source is read
-    once, every object written once."""
-    store = open_store(location, **store_options)
+    once, every object written once.
 
-    async def main() -> Image:
+    Into a field of a plate (``<plate>/<row>/<column>/<field>``: a path or URL whose parent
+    group is a well of ``version``), the image is then listed in the well's ``images``
+    (with ``acquisition``, an id, when given), as ``PlateWriter.write_field`` lists it;
+    the name must then be letters and digits. See docs/ome.md, "Writing plates"."""
+    store = open_store(location, **store_options)
+    parent = _parent_well(store, location, store_options, version, acquisition)
+
+    async def write() -> None:
         await write_image_in(
             store, "", data, axes=axes, scale=scale, translation=translation, units=units,
             chunks=chunks, shards=shards, codecs=codecs, levels=levels,
             downsample=downsample, factors=factors, channels=channels, name=name,
             version=version, overwrite=overwrite)
-        return await _open_image(store, "")
 
-    return run_on_io_loop(main())
+    run_on_io_loop(write())
+    if parent is not None:
+        # in this thread, not on the I/O loop: the well's lock is held across its requests
+        add_field(parent[0], "", parent[1], None if acquisition is None else int(acquisition),
+                  version)
+    return run_on_io_loop(_open_image(store, ""))
 
 
 def _image_factors(image: Image) -> list[list[int]]:
