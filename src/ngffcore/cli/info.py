@@ -1,6 +1,8 @@
 """``ngffcore info``: what ``ngffcore.open`` finds at a location (image, plate, well,
 collection, or a plain array) as a text tree or as JSON. Both come from one description
-(the ``describe_*`` functions), so they never disagree.
+(the ``describe_*`` functions), so they never disagree. Both end with the ``ngffcore
+render`` command that draws a thumbnail of the image (the text as a last ``thumbnail:`` line,
+the JSON as its ``thumbnail`` key).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 
 from ngffcore.cli.common import Node, dims_text, human_bytes, open_location, open_node
+from ngffcore.cli.render import thumbnail_command
 from ngffcore.errors import NgffError
 from ngffcore.ome.collection import Collection, Plate, Well
 from ngffcore.ome.image import Image, LabelImage, Level
@@ -297,8 +300,36 @@ def render(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def thumbnail(d: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """The ``ngffcore render`` command that draws the coarsest level of the image ``d``
+    describes (a container's first image, chosen with ``--field``/``--series``); None for a
+    plain array, an empty container, or an image without y and x axes."""
+    choice: list[str] = []
+    image: dict[str, Any] | None = d
+    if d["kind"] == "plate":
+        first = d.get("first_field")
+        image = first and first["image"]
+        choice = [] if first is None else ["--field", f"{first['well']}/{first['field']}"]
+    elif d["kind"] == "well":
+        image, choice = d.get("first_field"), ["--field", "0"]
+    elif d["kind"] == "collection":
+        image, choice = d.get("first_series"), ["--series", "0"]
+    elif d["kind"] not in ("image", "label-image"):
+        image = None
+    if image is None or not {"y", "x"} <= {a["name"].lower() for a in image["axes"]}:
+        return None
+    return thumbnail_command(args, image["name"], choice)
+
+
 def cmd_info(args: argparse.Namespace, stdout: IO[str]) -> int:
     store = open_location(args)
     d = describe(open_node(store, args), store.url)
-    print(json.dumps(d, indent=2) if args.json else render(d), file=stdout)
+    command = thumbnail(d, args)
+    if args.json:
+        if command is not None:
+            d["thumbnail"] = command
+        print(json.dumps(d, indent=2), file=stdout)
+    else:
+        # last, so `ngffcore info LOCATION | tail -1` is the command
+        print(render(d) + ("" if command is None else f"\nthumbnail: {command}"), file=stdout)
     return 0

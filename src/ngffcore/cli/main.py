@@ -1,5 +1,6 @@
 """The ``ngffcore`` command: the parser and the dispatch to one module per command
-(``info``, ``read``, ``validate``, ``bench``; shared helpers in ``common``).
+(``info``, ``read``, ``render``, ``validate``, ``bench``, ``convert``; shared helpers in
+``common``, the PNG encoder of ``render`` in ``png``).
 
 Exit status: 0 success, 1 problems found (validate), 2 errors (nothing there, bad metadata,
 bad arguments), 130 interrupted, 141 the reader of stdout went away.
@@ -17,6 +18,7 @@ from ngffcore.cli.common import CliError, common_parser
 from ngffcore.cli.convert import add_convert_parser, cmd_convert
 from ngffcore.cli.info import add_info_parser, cmd_info
 from ngffcore.cli.read import add_read_parser, cmd_read
+from ngffcore.cli.render import add_render_parser, cmd_render
 from ngffcore.cli.validate import add_validate_parser, cmd_validate
 from ngffcore.errors import NgffError
 
@@ -24,11 +26,12 @@ from ngffcore.errors import NgffError
 def build_parser() -> argparse.ArgumentParser:
     common = common_parser()
     parser = argparse.ArgumentParser(
-        prog="ngffcore", description="Inspect, read and validate OME-Zarr data.")
+        prog="ngffcore", description="Inspect, read, render and validate OME-Zarr data.")
     parser.add_argument("--version", action="version", version=f"ngffcore {ngffcore.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_info_parser(sub, common)
     add_read_parser(sub, common)
+    add_render_parser(sub, common)
     add_validate_parser(sub, common)
     add_bench_parser(sub, common)
     add_convert_parser(sub)
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args, stdout)
         if args.command == "read":
             return cmd_read(args, stdout, stderr)
+        if args.command == "render":
+            return cmd_render(args, stdout)
         if args.command == "bench":
             return cmd_bench(args, stdout, stderr)
         if args.command == "convert":
