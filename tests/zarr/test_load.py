@@ -499,7 +499,11 @@ def _warm_storm_image(server: RangeServer, img: Loaded) -> Any:
     """The image over HTTP (with its cache, so tile reads claim chunks too), after one read
     of each kind: the baseline then holds the store's pooled connections, the I/O thread
     and the executors."""
-    image = ngffcore.open(f"{server.url}/{img.path.name}")
+    # requests abandoned by the storm run to their end (GETs go out on fetch threads, which
+    # cannot stop one midway) and their connections go back to the pool; a short idle timeout
+    # (the client's default is 90 s) lets the check below see the pool let them go
+    image = ngffcore.open(f"{server.url}/{img.path.name}",
+                          client_options={"pool_idle_timeout": "3s"})
     level0 = img.full[0]
     assert _same(image.levels[0][0, 0, :16, :16], level0[0, 0, :16, :16])
     assert _same(asyncio.run(image.levels[0].read_async((0, 0, slice(0, 16), slice(0, 16)))),
@@ -538,9 +542,10 @@ def _storm_and_check(image: Any, img: Loaded, server: RangeServer, n_tasks: int,
     assert len(server.state.requests()) == last, "a request arrived after the log settled"
     assert last <= 2 * n_tasks  # at most the one request each task had in flight, or two
 
-    # the server's handler threads finish their sleep and find the connections closed;
-    # obstore's idle blocking-pool threads end after 10 s; then threads and descriptors are
-    # back where they were (or fewer: pooled connections used by the storm were dropped)
+    # the abandoned requests end, their connections idle out of the pool (3 s) and the
+    # server's handler threads with them; idle fetch threads end after 5 s and obstore's idle
+    # blocking-pool threads after 10 s; then threads and descriptors are back where they
+    # were (or fewer: pooled connections used by the storm were dropped)
     server.state.latency = 0.0
     after = _settled(baseline, ("tasks", "threads", "fds"), timeout=STORM_LATENCY + 18.0)
     print(f"\nstorm: {n_tasks} tasks, {storm['sent']} requests logged when cancelled, "

@@ -6,7 +6,8 @@ when a request ends, and also when the asyncio future of a cancelled request is 
 cancelled. A tokio thread that takes the GIL while the interpreter finalizes kills the
 process (SIGSEGV, SIGABRT or SIGBUS). So before finalization (an ``atexit`` hook, which runs
 first) ngffcore cancels every task of its loop, stops the loop, joins its thread, and waits
-(bounded) until obstore has let go of every future ngffcore handed it.
+(bounded) until obstore has let go of every future ngffcore handed it, and until no fetch
+thread (``fetchthreads``: GETs run with obstore's blocking API) is inside obstore.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _obstore_futures: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _hook_registered = False
 
 
-def _register_hook() -> None:
+def ensure_exit_hook() -> None:
     global _hook_registered
     if _hook_registered:  # every request passes here: no lock once it is done
         return
@@ -50,7 +51,7 @@ def track(future: T) -> T:
             _obstore_futures.add(future)
     except TypeError:  # not weak-referenceable: nothing obstore will call back into
         return future
-    _register_hook()
+    ensure_exit_hook()
     return future
 
 
@@ -70,7 +71,7 @@ class LoopThread:
                                           daemon=True)
                 thread.start()
                 cls._loop, cls._thread = loop, thread
-                _register_hook()
+                ensure_exit_hook()
             loop = cls._loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
@@ -122,8 +123,11 @@ def _obstore_settled(deadline: float) -> bool:
 
 def shutdown(timeout: float = EXIT_TIMEOUT) -> None:
     """Stop the I/O loop and wait for obstore's pending work (the ``atexit`` hook)."""
+    from ngffcore.store import fetchthreads
+
     LoopThread.stop(timeout)
     _obstore_settled(time.monotonic() + timeout)
+    fetchthreads.settled(time.monotonic() + timeout)
 
 
 def run_on_io_loop(coro: Coroutine[Any, Any, T]) -> T:
@@ -192,17 +196,3 @@ async def hold_body(nbytes: int) -> None:
     budget = BODY_BUDGET.get()
     if budget is not None:
         await budget.reserve(nbytes)
-
-
-async def read_body(result: Any) -> Any:
-    """The body of an obstore response, read once the context's budget has room for it."""
-    budget = BODY_BUDGET.get()
-    if budget is None:
-        return await track(result.bytes_async())
-    start, stop = result.range
-    await budget.reserve(stop - start)
-    try:
-        return await track(result.bytes_async())
-    except BaseException:
-        budget.release(stop - start)
-        raise

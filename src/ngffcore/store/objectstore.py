@@ -8,16 +8,20 @@ A store never sends a HEAD or LIST: a missing object is learnt from the GET that
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ngffcore.errors import ArgumentError, AuthError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
-from ngffcore.store.ioloop import DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel, read_body, track
+from ngffcore.store import fetchthreads
+from ngffcore.store.ioloop import (BODY_BUDGET, DEFAULT_MAX_BYTES_IN_FLIGHT, ensure_exit_hook,
+                                   gather_or_cancel, track)
 from ngffcore.store.keys import check_key
 from ngffcore.store.protocol import ByteRange, Got, Suffix, check_range, check_span, span_in
 from ngffcore.store.redirects import check_allow_redirects, guard_options, refused_target
@@ -58,6 +62,103 @@ def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
         client, token = guard_options(host, client)
     options["client_options"] = client
     return options, token
+
+
+@dataclass
+class _Body:
+    data: Any  # obstore.Bytes: the buffer protocol, handed to the core without a copy
+    size: int  # the object's size
+    reserved: int  # bytes of the read's budget this body holds
+
+
+@dataclass
+class _Headers:  # the response, its body not read: the budget had no room yet
+    result: Any
+    nbytes: int
+
+
+@dataclass
+class _Declared:  # a response declaring more than max_bytes
+    nbytes: int
+
+
+@dataclass
+class _BodyFailed:  # the body failed after the headers (obstore does not retry that)
+    error: Exception
+    reserved: int
+
+
+def _fetch(store: Any, key: str, options: Any, max_bytes: int | None, budget: Any
+           ) -> _Body | _Headers | _Declared | _BodyFailed:
+    """One GET with obstore's blocking API, on a fetch thread: the headers, then the body
+    once the read's budget has room for it (headers and body in one call: one hop back to
+    the loop). A body longer than ``max_bytes`` is refused from the length the response
+    declares, before it is read (obstore refuses a response that declares none, and stops
+    a body at its declared length)."""
+    import obstore
+
+    result = obstore.get(store, key, options=options)
+    start, stop = result.range
+    if max_bytes is not None and stop - start > max_bytes:
+        return _Declared(stop - start)  # dropping the unread result closes the connection
+    reserved = 0
+    if budget is not None:
+        if not budget.try_reserve(stop - start):
+            return _Headers(result, stop - start)
+        reserved = stop - start
+    return _read_body(result, reserved)
+
+
+def _read_body(result: Any, reserved: int) -> _Body | _BodyFailed:
+    try:
+        return _Body(result.bytes(), int(result.meta["size"]), reserved)
+    except Exception as exc:
+        return _BodyFailed(exc, reserved)
+
+
+async def _on_fetch_thread(fn: Callable[[], Any], budget: Any) -> Any:
+    """``fn()`` on a fetch thread. Cancelled before a thread took it, it is never sent;
+    cancelled later, it runs on and the budget room its body took is given back."""
+    ensure_exit_hook()  # at exit, wait for calls inside obstore before finalizing
+    future = fetchthreads.submit(fn)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        future.cancel()
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: _soon(loop, _give_back, f, budget))
+        raise
+
+
+def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """``fn(*args)`` on ``loop``, unless it has closed meanwhile (its reads, and their budgets,
+    are gone)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        pass
+
+
+def _give_back(future: "concurrent.futures.Future[Any]", budget: Any) -> None:
+    if budget is None or future.cancelled() or future.exception() is not None:
+        return
+    got = future.result()
+    if isinstance(got, (_Body, _BodyFailed)) and got.reserved:
+        budget.release(got.reserved)
+
+
+async def _read_later(got: _Headers, budget: Any) -> _Body | _BodyFailed:
+    """The body of a response whose headers came while the budget was full: wait for room,
+    then read it on a fetch thread."""
+    await budget.reserve(got.nbytes)
+    try:
+        # no give-back on cancelling: the room is given back here, once
+        body: _Body | _BodyFailed = await _on_fetch_thread(
+            lambda: _read_body(got.result, got.nbytes), None)
+    except BaseException:
+        budget.release(got.nbytes)
+        raise
+    return body
 
 
 class ObjectStore:
@@ -169,17 +270,18 @@ class ObjectStore:
         timeout) is retried here by sending the GET again, within the same store's
         ``retry_config`` (``max_retries``, backoff, ``retry_timeout``), so a flaky network
         costs a retry, not a failed read."""
-        import obstore
         from obstore.exceptions import NotFoundError as ObsNotFound
         from obstore.exceptions import PermissionDeniedError
 
         check_key(key)
         t0 = time.perf_counter()
         body_retries = 0
+        budget = BODY_BUDGET.get()
         while True:
             t1 = time.perf_counter()
             try:
-                result = await track(obstore.get_async(self.store, key, options=options))
+                got = await _on_fetch_thread(
+                    lambda: _fetch(self.store, key, options, max_bytes, budget), budget)
             except (ObsNotFound, FileNotFoundError):
                 self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t1})
                 return None
@@ -191,31 +293,29 @@ class ObjectStore:
             except Exception as exc:  # obstore raises many kinds; all become StoreError
                 self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
                 raise self._error(key, exc) from exc
-            if max_bytes is not None:
-                start, stop = result.range
-                if stop - start > max_bytes:
-                    # dropping the unread result closes the connection: the body never comes
-                    # (deleted here, or the raised error's traceback would keep it open)
-                    del result
-                    self.stats.add(**{kind: 1, "errors": 1,
-                                      "seconds": time.perf_counter() - t1})
-                    raise too_large(self.url, key, stop - start, max_bytes, declared=True)
-            try:
-                # obstore.Bytes exposes the buffer protocol: handed to the core without a copy
-                data: Any = await read_body(result)
-            except Exception as exc:
+            if isinstance(got, _Declared):  # longer than max_bytes: its body never read
+                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
+                raise too_large(self.url, key, got.nbytes, max_bytes or 0, declared=True)
+            if isinstance(got, _Headers):  # the budget was full: wait for room, then read
+                got = await _read_later(got, budget)
+            if isinstance(got, _BodyFailed):
+                if got.reserved:
+                    budget.release(got.reserved)
                 self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
                 delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
                 if delay is None:
-                    raise self._error(key, exc, retries=body_retries) from exc
+                    raise self._error(key, got.error, retries=body_retries) from got.error
                 body_retries += 1
                 self.stats.add(retries=1)
                 await asyncio.sleep(delay)
                 continue
+            data = got.data
             self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t1})
             if max_bytes is not None and len(data) > max_bytes:
+                if got.reserved:
+                    budget.release(got.reserved)
                 raise too_large(self.url, key, len(data), max_bytes, declared=False)
-            return data, int(result.meta["size"])
+            return data, got.size
 
     async def get(self, key: str, byte_range: ByteRange = None, *,
                   max_bytes: int | None = None) -> Got | None:

@@ -20,6 +20,7 @@ store offers, never by its class:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -81,17 +82,27 @@ class Budget:
         self.limit = limit
         self.held = 0
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # ``try_reserve`` comes from fetch threads; everything else runs on the loop
+        self._lock = threading.Lock()
 
     def _fits(self, n: int) -> bool:
         return self.held == 0 or self.held + n <= self.limit
 
+    def try_reserve(self, n: int) -> bool:
+        """Count ``n`` more bytes as held if they fit now and nobody waits (any thread)."""
+        with self._lock:
+            if self._waiting or not self._fits(n):
+                return False
+            self.held += n
+            return True
+
     async def reserve(self, n: int) -> None:
         """Wait until ``n`` more bytes fit, and count them as held."""
-        if not self._waiting and self._fits(n):
-            self.held += n
+        if self.try_reserve(n):
             return
         entry = (n, asyncio.get_running_loop().create_future())
-        self._waiting.append(entry)
+        with self._lock:
+            self._waiting.append(entry)
         try:
             await entry[1]
         except BaseException:
@@ -105,20 +116,25 @@ class Budget:
     def release(self, n: int) -> None:
         """``n`` held bytes are decoded (or dropped): let waiting bodies in. Synchronous, so
         a cancelled read cannot skip it."""
-        self.held -= n
+        with self._lock:
+            self.held -= n
         self._let_in()
 
     def _let_in(self) -> None:
-        while self._waiting:
-            n, fut = self._waiting[0]
-            if fut.done():  # its reader was cancelled
-                self._waiting.popleft()
-            elif self._fits(n):
-                self._waiting.popleft()
-                self.held += n
-                fut.set_result(None)
-            else:
-                break
+        admitted = []
+        with self._lock:
+            while self._waiting:
+                n, fut = self._waiting[0]
+                if fut.done():  # its reader was cancelled
+                    self._waiting.popleft()
+                elif self._fits(n):
+                    self._waiting.popleft()
+                    self.held += n
+                    admitted.append(fut)
+                else:
+                    break
+        for fut in admitted:
+            fut.set_result(None)
 
 
 class _Decoder:
