@@ -315,37 +315,40 @@ def test_eight_threads_sync_and_async_exact_long(images, server, name, where):
 # --------------------------------------------------------------------------------------
 
 
-def resources() -> dict[str, int]:
-    """RSS (bytes), OS threads, Python threads and open descriptors of this process."""
+def resources(fetch_threads: bool = True) -> dict[str, int]:
+    """RSS (bytes), OS threads, Python threads and open descriptors of this process.
+    ``fetch_threads`` False leaves out ngffcore's fetch threads (store/fetchthreads.py), a
+    pool that earlier HTTP tests leave idle and that ends 5 s later, possibly mid-run."""
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
+    fetch = 0 if fetch_threads else sum(t.name == "ngffcore-fetch" for t in threading.enumerate())
     return {"rss": rss_pages * resource.getpagesize(),
-            "tasks": len(os.listdir("/proc/self/task")),
-            "threads": threading.active_count(),
+            "tasks": len(os.listdir("/proc/self/task")) - fetch,
+            "threads": threading.active_count() - fetch,
             "fds": len(os.listdir("/proc/self/fd"))}
 
 
-def quiescent(timeout: float = 10.0) -> dict[str, int]:
+def quiescent(timeout: float = 10.0, fetch_threads: bool = True) -> dict[str, int]:
     """Resources once threads and descriptors have stopped changing (threads of earlier
     tests finishing), sampled every 0.1 s until three samples agree."""
     deadline = time.monotonic() + timeout
     samples: list[tuple[int, ...]] = []
     while True:
         gc.collect()
-        now = resources()
+        now = resources(fetch_threads)
         samples.append((now["tasks"], now["threads"], now["fds"]))
         if len(samples) >= 3 and len(set(samples[-3:])) == 1 or time.monotonic() > deadline:
             return now
         time.sleep(0.1)
 
 
-def _settled(baseline: dict[str, int], keys: tuple[str, ...], timeout: float
-             ) -> dict[str, int]:
+def _settled(baseline: dict[str, int], keys: tuple[str, ...], timeout: float,
+             fetch_threads: bool = True) -> dict[str, int]:
     """Resources once ``keys`` are back at ``baseline`` (or after ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout
     while True:
         gc.collect()
-        now = resources()
+        now = resources(fetch_threads)
         if all(now[k] <= baseline[k] for k in keys) or time.monotonic() > deadline:
             return now
         time.sleep(0.05)
@@ -384,11 +387,11 @@ def _no_growth(image: Any, img: Loaded, n: int, cache: Any, tiles: bool, seed: i
     """Warm up, then ``n`` reads: the resources before and after, and the mismatches."""
     warm = _small_reads(img, max(300, n // 10), seed)
     assert _read_many(image, img, warm, cache, tiles) == 0
-    before = quiescent()
+    before = quiescent(fetch_threads=False)
     t0 = time.perf_counter()
     bad = _read_many(image, img, _small_reads(img, n, seed + 1), cache, tiles)
     seconds = time.perf_counter() - t0
-    after = _settled(before, ("tasks", "threads", "fds"), timeout=2.0)
+    after = _settled(before, ("tasks", "threads", "fds"), timeout=2.0, fetch_threads=False)
     report = {"reads": n, "seconds": round(seconds, 2), "bad": bad,
               "rss_growth_mib": round((after["rss"] - before["rss"]) / MiB, 2),
               "before": before, "after": after}

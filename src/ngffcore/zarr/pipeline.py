@@ -137,6 +137,17 @@ class Budget:
             fut.set_result(None)
 
 
+#: stored bytes up to which an arrived batch is decoded on the loop's thread rather than on
+#: an executor thread: the size of a few viewer-tile chunks (a cold HTTP tile's last chunks
+#: then reach the caller ~1 ms sooner, docs/targets.md issue 17); larger batches leave the
+#: loop free to take arrivals while they decode
+INLINE_DECODE_BYTES = 1 << 20
+
+
+def _stored_bytes(batch: list[tuple[int, Any]]) -> int:
+    return sum(len(s) for _, s in batch if s is not None)
+
+
 class _Decoder:
     """Consumes (chunk index, source) pairs and decodes them in batches on a worker thread:
     whatever arrived while the previous batch was decoding forms the next batch."""
@@ -177,7 +188,9 @@ class _Decoder:
                     arrived.append(self.queue.get_nowait())
                 batch = [b for b in arrived if b is not None]
                 done = len(batch) < len(arrived)  # the end marker came
-                if batch:
+                if batch and _stored_bytes(batch) <= INLINE_DECODE_BYTES:
+                    self._decode_here(batch)
+                elif batch:
                     running.add(asyncio.ensure_future(self._run_batch(loop, batch)))
                 while len(running) >= limit or (done and running):
                     finished, running = await asyncio.wait(
@@ -191,9 +204,17 @@ class _Decoder:
             if await settle(*running):
                 raise asyncio.CancelledError
 
+    def _decode_here(self, batch: list[tuple[int, Any]]) -> None:
+        """A small batch decoded on the loop's thread (the GIL released, the core's pool at
+        work): handing it to an executor thread and back costs more than it decodes."""
+        try:
+            self._decode(batch)
+        finally:
+            self.budget.release(_stored_bytes(batch))
+
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[int, Any]]
                          ) -> None:
-        held = sum(len(s) for _, s in batch if s is not None)
+        held = _stored_bytes(batch)
         work = loop.run_in_executor(None, self._decode, batch)
         try:
             await asyncio.shield(work)
