@@ -15,6 +15,7 @@ from ngffcore.errors import (
     ArgumentError,
     AuthError,
     CastError,
+    ClosedError,
     ExistsError,
     ReadOnlyError,
     WriteError,
@@ -36,6 +37,7 @@ from ngffcore.limits import (
     set_max_read_bytes,
 )
 from ngffcore.ome.image import Image, LabelImage, Level, Region
+from ngffcore.ome.scheduler import Scheduler
 from ngffcore.ome.multiscales import Axis, Channel, Window
 from ngffcore.ome.node import open, open_async
 from ngffcore.ome.writer import write_image, write_labels
@@ -69,6 +71,7 @@ __all__ = [
     "write_plate",
     "PlateWriter",
     "Image",
+    "Scheduler",
     "LabelImage",
     "Level",
     "Region",
@@ -104,4 +107,5 @@ __all__ = [
     "ExistsError",
     "ReadOnlyError",
     "WriteError",
+    "ClosedError",
 ]

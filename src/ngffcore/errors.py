@@ -26,6 +26,7 @@ __all__ = [
     "ExistsError",
     "CastError",
     "WriteError",
+    "ClosedError",
     "raise_for_status",
 ]
 
@@ -143,6 +144,11 @@ class WriteError(StoreError):
                  written: list[str] | None = None) -> None:
         super().__init__(message, key=key)
         self.written = list(written or ())
+
+
+class ClosedError(NgffError, RuntimeError):
+    """A call on something already closed (a request scheduler after ``close()``); the
+    message names what was closed and the call refused."""
 
 
 # Native status codes (csrc/ngff_status.h), by name, to the exception they become.

@@ -42,6 +42,7 @@ from ngffcore.store.stats import RequestStats
 from ngffcore.store.protocol import Store
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.ome.tile import TileRequest
+from ngffcore.ome.scheduler import Scheduler
 
 
 class Image:
@@ -299,6 +300,14 @@ class Image:
                              t: int | None = None, z: int | None = None,
                              channels: Sequence[int] | None = None) -> np.ndarray:
         return await TileRequest(self, level, y, x, t, z, channels).read_async(self.cache)
+
+    def scheduler(self, max_in_flight: int = 64, cache: ChunkCache | None = None
+                  ) -> Scheduler:
+        """A request scheduler for this image's tiles (levels, labels, channels): futures
+        with priorities, ``set_view`` cancelling what is off view and prefetching around it,
+        at most ``max_in_flight`` GETs in flight; ``cache`` default: ``self.cache``. See
+        :class:`~ngffcore.ome.scheduler.Scheduler`."""
+        return Scheduler(self, max_in_flight=max_in_flight, cache=cache)
 
     # -- rendering -------------------------------------------------------------------------
     def render_tile(self, level: int, row: int, col: int, *, size: int = 512,
