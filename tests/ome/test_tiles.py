@@ -729,3 +729,28 @@ def test_cancel_many_tiles_then_read(written, identical):
         got, img = asyncio.run(main())
         for (lv, r, c, y, x), tile in zip(jobs, got):
             _check(identical, tile, case.reference(lv, y, x), f"level {lv} ({r}, {c})")
+
+
+def test_default_plane_follows_the_level(tmp_path):
+    """omero's defaultZ is a level-0 index: on a level whose z is halved it is the plane
+    holding that plane's centre, so tiles, renders and the scheduler show the same place."""
+    import json
+
+    import zarr
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 255, size=(2, 12, 64, 64), dtype=np.uint8)
+    path = tmp_path / "img.zarr"
+    ngffcore.write_image(str(path), data, axes="czyx", factors=[[1, 2, 2, 2], [1, 2, 2, 2]],
+                         chunks=(1, 4, 32, 32), version="0.4")
+    attrs = json.loads((path / ".zattrs").read_text())
+    attrs["omero"]["rdefs"] = {"defaultZ": 5, "defaultT": 0}
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    img = ngffcore.open(str(path))
+    assert [img.geometry.default_plane("z", k) for k in range(3)] == [5, 2, 1]
+    for level, plane in enumerate([5, 2, 1]):
+        ref = zarr.open_array(str(path / str(level)), mode="r")[:, plane]
+        np.testing.assert_array_equal(img.tile(level, 0, 0, size=16), ref[:, :16, :16])
+    with img.scheduler() as sched:
+        np.testing.assert_array_equal(sched.tile(2, 0, 0, size=16).result(timeout=30),
+                                      zarr.open_array(str(path / "2"), mode="r")[:, 1, :16, :16])

@@ -215,22 +215,10 @@ def parse_channels(text: str | None, image: Image) -> list[int] | None:
 
 def plane(image: Image, level: int, axis: str, given: int | None) -> int | None:
     """The ``axis`` ("z" or "t") plane of ``level`` to draw: ``given`` (an index in that
-    level), else omero's default plane. The default is a level-0 index: where the pyramid
-    downsamples the axis it becomes the plane of ``level`` whose span holds that plane's
-    centre (defaultZ = 5 of a z step halved each level is plane 2 of level 1), as a viewer
-    keeps its place when it zooms out. None: ``render_region``'s own default."""
+    level), else omero's default plane placed on that level (``Geometry.default_plane``)."""
     if given is not None:
         return given
-    default = image.geometry.default_plane(axis)
-    index = image.geometry.index(axis)
-    if default is None or index is None:
-        return None
-    first, lvl = image.levels[0], image.levels[level]
-    if lvl.shape[index] == first.shape[index]:
-        return None
-    centre = first.translation[index] + default * first.scale[index]
-    start, _ = axis_box(centre, lvl.scale[index], lvl.translation[index], lvl.shape[index])
-    return min(start, lvl.shape[index] - 1)
+    return image.geometry.default_plane(axis, level)
 
 
 def physical_region(image: Image, level: int, pixels: dict[str, tuple[int, int]]

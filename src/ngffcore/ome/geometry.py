@@ -9,8 +9,9 @@ arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ngffcore.errors import SelectionError
@@ -18,6 +19,25 @@ from ngffcore.ome.multiscales import Axis
 
 #: the plane axes a viewer fixes, and the omero ``rdefs`` key of each one's default
 PLANE_KEYS = {"t": "defaultT", "z": "defaultZ"}
+
+
+def _plane_on(plane: int, axis: int, shapes: Sequence[Sequence[int]],
+              transforms: Sequence[tuple[Sequence[float], Sequence[float]]] | None,
+              level: int) -> int:
+    """Level-0 ``plane`` of ``axis`` on ``level``: the plane whose span (centre ± half a
+    pixel) holds the level-0 plane's centre, from the levels' transforms (without them, by
+    the shapes' ratio), clipped to the level."""
+    n0, n = shapes[0][axis], shapes[level][axis]
+    if n == n0:
+        return plane
+    if transforms is not None:
+        (s0, t0), (s, t) = (transforms[0][0][axis], transforms[0][1][axis]), \
+            (transforms[level][0][axis], transforms[level][1][axis])
+        centre = t0 + plane * s0
+        index = math.floor((centre - t) / s + 0.5) if s > 0 else 0
+    else:
+        index = (plane * n) // max(n0, 1)
+    return min(max(index, 0), max(n - 1, 0))
 
 
 def _plural(n: int, noun: str) -> str:
@@ -52,20 +72,28 @@ class Geometry:
     #: omero's default plane per plane axis the image has ("t", "z"), already checked
     #: against level 0 (an out-of-range default is ignored: 0)
     planes: Mapping[str, int]
+    #: the same plane on every level: ``level_planes[axis][k]``
+    level_planes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, axes: Sequence[Axis], shapes: Sequence[Sequence[int]], ome: Mapping[str, Any]
+    def of(cls, axes: Sequence[Axis], shapes: Sequence[Sequence[int]], ome: Mapping[str, Any],
+           transforms: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None
            ) -> "Geometry":
-        """From the multiscale's axes, every level's shape and the OME attributes."""
+        """From the multiscale's axes, every level's shape, the OME attributes and every
+        level's ``(scale, translation)`` (to place the default plane on coarser levels)."""
         names = tuple(a.name.lower() for a in axes)
         shape = tuple(shapes[0])
         given = _rdefs_planes(ome)
         planes = {}
+        level_planes = {}
         for axis in PLANE_KEYS:
             if axis in names:
+                i = names.index(axis)
                 value = given.get(axis, 0)
-                planes[axis] = value if 0 <= value < shape[names.index(axis)] else 0
-        return cls(names, shape, len(shapes), planes)
+                planes[axis] = value if 0 <= value < shape[i] else 0
+                level_planes[axis] = tuple(
+                    _plane_on(planes[axis], i, shapes, transforms, k) for k in range(len(shapes)))
+        return cls(names, shape, len(shapes), planes, level_planes)
 
     def index(self, name: str) -> int | None:
         """The position of the axis called ``name`` (any case), or None."""
@@ -81,9 +109,15 @@ class Geometry:
                                  f"({list(self.names)})")
         return y, x
 
-    def default_plane(self, axis: str) -> int | None:
+    def default_plane(self, axis: str, level: int = 0) -> int | None:
         """omero's ``rdefs.defaultT`` / ``defaultZ`` for ``axis`` ("t" or "z") when it lies
-        within the axis, else 0; None when the image has no such axis."""
+        within the axis, else 0; None when the image has no such axis. The default is a
+        level-0 index: on ``level`` it is the plane whose span holds that plane's centre
+        (defaultZ = 5 of a z axis halved per level is plane 2 of level 1), so a viewer keeps
+        its place when it zooms out."""
+        planes = self.level_planes.get(axis.lower())
+        if planes is not None and 0 <= level < len(planes):
+            return planes[level]
         return self.planes.get(axis.lower())
 
     @property

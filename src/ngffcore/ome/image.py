@@ -68,7 +68,8 @@ class Image:
         self.levels = levels
         self.channels: tuple[Channel, ...] = parse_channels(group.ome)
         #: where the t/c/z/y/x axes are, the default plane, channel and level checks
-        self.geometry = Geometry.of(self._ms.axes, [lvl.shape for lvl in levels], group.ome)
+        self.geometry = Geometry.of(self._ms.axes, [lvl.shape for lvl in levels], group.ome,
+                                    [(lvl.scale, lvl.translation) for lvl in levels])
         self._labels: dict[str, LabelImage] | None = None
         self._labels_lock = threading.Lock()
 

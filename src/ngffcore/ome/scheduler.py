@@ -135,7 +135,7 @@ def _plane(image: "Image", name: str, value: int | None, level: int) -> int | No
         if value not in (None, 0):
             raise SelectionError(f"the image has no {name} axis: {name} must be None or 0")
         return None
-    plane = geometry.default_plane(name) if value is None else int(value)
+    plane = geometry.default_plane(name, level) if value is None else int(value)
     n = image.levels[level].shape[axis]
     if plane is None or not 0 <= plane < n:
         raise SelectionError(f"{image.axes[axis].name}={plane} out of range [0, {n})")

@@ -59,7 +59,8 @@ class TileRequest:
     def __init__(self, image: "Image", level: int, y: Span, x: Span, t: int | None,
                  z: int | None, channels: Sequence[int] | None) -> None:
         geometry = image.geometry
-        self.array = image.levels[geometry.check_level(level)]
+        level = geometry.check_level(level)
+        self.array = image.levels[level]
         shape = self.array.shape
         iy, ix = geometry.yx("tile")
         ic = geometry.index("c")
@@ -77,7 +78,7 @@ class TileRequest:
                     raise SelectionError(f"the image has no {name} axis: {name} must be None "
                                          f"or 0")
                 continue
-            plane = geometry.default_plane(name) if value is None else int(value)
+            plane = geometry.default_plane(name, level) if value is None else int(value)
             assert plane is not None  # the image has the axis
             if not 0 <= plane < shape[plane_axis]:
                 raise SelectionError(f"{image.axes[plane_axis].name}={plane} out of range "
