@@ -483,3 +483,19 @@ def test_http_is_read_only(tmp_path):
             asyncio.run(arr.write_async((0, 0), 5))
         assert np.array_equal(arr[...], np.ones((4, 4), "u1"))
         assert {r.method for r in srv.state.requests()} == {"GET"}
+
+
+def test_endpoint_and_allow_http_from_the_environment(s3_server, monkeypatch):
+    """An S3 endpoint configured only through the environment (as MinIO and moto users do):
+    our client options must not drop obstore's AWS_ALLOW_HTTP (plain HTTP was refused)."""
+    endpoint = s3_server.options["endpoint"]
+    for name, value in {"AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true",
+                        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    data = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+    url = f"s3://{BUCKET}/from-env.zarr"
+    ngffcore.write_image(url, data, axes="yx", chunks=(32, 32), levels=1)
+    np.testing.assert_array_equal(ngffcore.open(url).levels[0][...], data)
+    got = s3_server.client.get_object(Bucket=BUCKET, Key="from-env.zarr/zarr.json")
+    assert b'"multiscales"' in got["Body"].read()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -39,6 +40,26 @@ DEFAULT_RETRY = {"max_retries": 3, "retry_timeout": timedelta(seconds=30),
 DEFAULT_CLIENT = {"timeout": "30s", "connect_timeout": "5s"}
 
 
+#: the environment variables obstore reads a store's endpoint and allow-HTTP flag from (our
+#: client options replace its environment-derived ones, so they are honoured here)
+_ENV_ENDPOINTS = {"s3": ("AWS_ENDPOINT", "AWS_ENDPOINT_URL"), "az": ("AZURE_STORAGE_ENDPOINT",),
+                  "gs": ("GOOGLE_SERVICE_ENDPOINT",)}
+_ENV_ALLOW_HTTP = {"s3": "AWS_ALLOW_HTTP", "az": "AZURE_ALLOW_HTTP", "gs": "GOOGLE_ALLOW_HTTP"}
+
+
+def _env_endpoint(scheme: str) -> str:
+    for name in _ENV_ENDPOINTS.get(scheme, ()):
+        value = os.environ.get(name, "")
+        if value:
+            return value
+    return ""
+
+
+def _env_allows_http(scheme: str) -> bool:
+    name = _ENV_ALLOW_HTTP.get(scheme)
+    return name is not None and os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
 def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
                    ) -> tuple[dict[str, Any], str | None]:
     """Our defaults under the caller's options (the caller's always win), and the store's
@@ -50,8 +71,8 @@ def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
     allow_redirects = bool(options.pop("allow_redirects", False))
     options.setdefault("retry_config", DEFAULT_RETRY)
     client = {**DEFAULT_CLIENT, **(options.get("client_options") or {})}
-    endpoint = str(options.get("endpoint", ""))
-    if scheme == "http" or endpoint.startswith("http://"):
+    endpoint = str(options.get("endpoint", "")) or _env_endpoint(scheme)
+    if scheme == "http" or endpoint.startswith("http://") or _env_allows_http(scheme):
         client.setdefault("allow_http", True)
     token = None
     if allow_redirects:
