@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -114,21 +113,7 @@ def remote_notes(request: pytest.FixtureRequest) -> list:
 
 
 def _versions() -> str:
-    parts = [f"python {platform.python_version()}"]
-    for mod in ("ngffcore", "zarr", "zarrs", "tensorstore", "numcodecs", "numpy", "obstore", "fsspec", "aiohttp"):
-        m = sys.modules.get(mod)
-        if m is None:
-            continue
-        v = getattr(m, "__version__", None)
-        if v is None:
-            try:
-                from importlib.metadata import version
-
-                v = version(mod)
-            except Exception:
-                v = "?"
-        parts.append(f"{mod} {v}")
-    return ", ".join(parts)
+    return report.versions(('ngffcore', 'zarr', 'zarrs', 'tensorstore', 'numcodecs', 'numpy', 'obstore', 'fsspec', 'aiohttp'))
 
 
 LOCAL_SUITE_MODULES = ("test_bench_read.py", "test_bench_stages.py", "test_bench_memory.py")

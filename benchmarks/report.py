@@ -18,11 +18,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
+
+
+def versions(modules: Iterable[str]) -> str:
+    """"python X, mod version, …" for the ``modules`` already imported (a report's header)."""
+    parts = [f"python {platform.python_version()}"]
+    for mod in modules:
+        m = sys.modules.get(mod)
+        if m is None:
+            continue
+        v = getattr(m, "__version__", None)
+        if v is None:
+            try:
+                from importlib.metadata import version
+
+                v = version(mod)
+            except Exception:
+                v = "?"
+        parts.append(f"{mod} {v}")
+    return ", ".join(parts)
 
 PEER_ORDER = ("limit", "ngffcore", "ngffcore_out", "tensorstore", "zarrs", "zarr")
 PEER_TITLES = {

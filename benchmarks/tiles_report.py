@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
 from servers import describe_server  # noqa: E402
-from report import _md_table, fmt_time, rows_from_json, rows_from_session  # noqa: E402
+from report import _md_table, fmt_time, rows_from_json, rows_from_session, versions  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-tiles-report"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -48,20 +47,7 @@ def is_tiles(row_or_benchmark: Any) -> bool:
 
 
 def _versions() -> str:
-    parts = [f"python {platform.python_version()}"]
-    for mod in ("ngffcore", "tensorstore", "zarr", "obstore", "ome_zarr", "dask", "fsspec", "aiohttp", "numpy"):
-        if mod not in sys.modules:
-            continue
-        v = getattr(sys.modules[mod], "__version__", None)
-        if v is None:
-            try:
-                from importlib.metadata import version
-
-                v = version(mod.replace("_", "-"))
-            except Exception:
-                v = "?"
-        parts.append(f"{mod} {v}")
-    return ", ".join(parts)
+    return versions(('ngffcore', 'tensorstore', 'zarr', 'obstore', 'ome_zarr', 'dask', 'fsspec', 'aiohttp', 'numpy'))
 
 
 def _stats(times: list[float]) -> dict[str, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
-from report import _md_table, fmt_time, rows_from_json, rows_from_session  # noqa: E402
+from report import _md_table, fmt_time, rows_from_json, rows_from_session, versions  # noqa: E402
 from servers import describe_server  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-viewer-report"
@@ -44,20 +43,7 @@ def _pct(a: float, b: float) -> str:
 
 
 def _versions() -> str:
-    parts = [f"python {platform.python_version()}"]
-    for mod in ("ngffcore", "tensorstore", "zarr", "obstore", "numpy"):
-        if mod not in sys.modules:
-            continue
-        v = getattr(sys.modules[mod], "__version__", None)
-        if v is None:
-            try:
-                from importlib.metadata import version
-
-                v = version(mod)
-            except Exception:
-                v = "?"
-        parts.append(f"{mod} {v}")
-    return ", ".join(parts)
+    return versions(('ngffcore', 'tensorstore', 'zarr', 'obstore', 'numpy'))
 
 
 def _load_avg() -> str:
