@@ -21,7 +21,7 @@ import concurrent.futures
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: the most threads blocked in requests at once (one per request in flight; a read's own
@@ -59,6 +59,33 @@ def submit(fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
     if start:
         _start_thread()
     return future
+
+
+def submit_all(fns: Sequence[Callable[[], Any]]
+               ) -> tuple["concurrent.futures.Future[list[Any]]",
+                          list["concurrent.futures.Future[Any]"]]:
+    """Run every ``fn()`` (none may raise) on fetch threads; a future of all their results
+    in order, completed by the last one to end (one wake for the waiter), and each call's
+    own future (cancel those to drop the calls not started yet)."""
+    combined: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+    results: list[Any] = [None] * len(fns)
+    left = [len(fns)]
+    count = threading.Lock()
+    if not fns:
+        combined.set_result(results)
+        return combined, []
+
+    def one(i: int, fn: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            results[i] = fn()
+            with count:
+                left[0] -= 1
+                last = left[0] == 0
+            if last and combined.set_running_or_notify_cancel():
+                combined.set_result(results)
+        return run
+
+    return combined, [submit(one(i, fn)) for i, fn in enumerate(fns)]
 
 
 def _start_thread() -> None:
@@ -113,4 +140,4 @@ def settled(deadline: float) -> bool:
         time.sleep(0.005)
 
 
-__all__ = ["MAX_THREADS", "settled", "submit"]
+__all__ = ["MAX_THREADS", "settled", "submit", "submit_all"]

@@ -8,7 +8,7 @@ A store never sends a HEAD or LIST: a missing object is learnt from the GET that
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import functools
 import os
 import threading
 import time
@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 
 from ngffcore.errors import ArgumentError, AuthError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
-from ngffcore.store import fetchthreads
-from ngffcore.store.ioloop import (BODY_BUDGET, DEFAULT_MAX_BYTES_IN_FLIGHT, ensure_exit_hook,
-                                   gather_or_cancel, track)
+from ngffcore.store.fetch import BodyFailed, Declared, Headers, fetch, on_fetch_threads, on_fetch_thread, read_later
+from ngffcore.store.ioloop import (BODY_BUDGET, DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel,
+                                   hold_body, track)
 from ngffcore.store.keys import check_key
 from ngffcore.store.protocol import ByteRange, Got, Suffix, check_range, check_span, span_in
 from ngffcore.store.redirects import check_allow_redirects, guard_options, refused_target
@@ -83,103 +83,6 @@ def _with_defaults(scheme: str, options: dict[str, Any], url: str = ""
         client, token = guard_options(host, client)
     options["client_options"] = client
     return options, token
-
-
-@dataclass
-class _Body:
-    data: Any  # obstore.Bytes: the buffer protocol, handed to the core without a copy
-    size: int  # the object's size
-    reserved: int  # bytes of the read's budget this body holds
-
-
-@dataclass
-class _Headers:  # the response, its body not read: the budget had no room yet
-    result: Any
-    nbytes: int
-
-
-@dataclass
-class _Declared:  # a response declaring more than max_bytes
-    nbytes: int
-
-
-@dataclass
-class _BodyFailed:  # the body failed after the headers (obstore does not retry that)
-    error: Exception
-    reserved: int
-
-
-def _fetch(store: Any, key: str, options: Any, max_bytes: int | None, budget: Any
-           ) -> _Body | _Headers | _Declared | _BodyFailed:
-    """One GET with obstore's blocking API, on a fetch thread: the headers, then the body
-    once the read's budget has room for it (headers and body in one call: one hop back to
-    the loop). A body longer than ``max_bytes`` is refused from the length the response
-    declares, before it is read (obstore refuses a response that declares none, and stops
-    a body at its declared length)."""
-    import obstore
-
-    result = obstore.get(store, key, options=options)
-    start, stop = result.range
-    if max_bytes is not None and stop - start > max_bytes:
-        return _Declared(stop - start)  # dropping the unread result closes the connection
-    reserved = 0
-    if budget is not None:
-        if not budget.try_reserve(stop - start):
-            return _Headers(result, stop - start)
-        reserved = stop - start
-    return _read_body(result, reserved)
-
-
-def _read_body(result: Any, reserved: int) -> _Body | _BodyFailed:
-    try:
-        return _Body(result.bytes(), int(result.meta["size"]), reserved)
-    except Exception as exc:
-        return _BodyFailed(exc, reserved)
-
-
-async def _on_fetch_thread(fn: Callable[[], Any], budget: Any) -> Any:
-    """``fn()`` on a fetch thread. Cancelled before a thread took it, it is never sent;
-    cancelled later, it runs on and the budget room its body took is given back."""
-    ensure_exit_hook()  # at exit, wait for calls inside obstore before finalizing
-    future = fetchthreads.submit(fn)
-    try:
-        return await asyncio.wrap_future(future)
-    except asyncio.CancelledError:
-        future.cancel()
-        loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda f: _soon(loop, _give_back, f, budget))
-        raise
-
-
-def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
-    """``fn(*args)`` on ``loop``, unless it has closed meanwhile (its reads, and their budgets,
-    are gone)."""
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        pass
-
-
-def _give_back(future: "concurrent.futures.Future[Any]", budget: Any) -> None:
-    if budget is None or future.cancelled() or future.exception() is not None:
-        return
-    got = future.result()
-    if isinstance(got, (_Body, _BodyFailed)) and got.reserved:
-        budget.release(got.reserved)
-
-
-async def _read_later(got: _Headers, budget: Any) -> _Body | _BodyFailed:
-    """The body of a response whose headers came while the budget was full: wait for room,
-    then read it on a fetch thread."""
-    await budget.reserve(got.nbytes)
-    try:
-        # no give-back on cancelling: the room is given back here, once
-        body: _Body | _BodyFailed = await _on_fetch_thread(
-            lambda: _read_body(got.result, got.nbytes), None)
-    except BaseException:
-        budget.release(got.nbytes)
-        raise
-    return body
 
 
 class ObjectStore:
@@ -278,7 +181,8 @@ class ObjectStore:
         after = f" (body failed {retries + 1} times)" if retries else ""
         return StoreError(f"cannot {verb} {self.url}/{key}{after}: {exc}", key=key)
 
-    async def _request(self, key: str, kind: str, options: Any, max_bytes: int | None = None
+    async def _request(self, key: str, kind: str, options: Any, max_bytes: int | None = None,
+                       body_retries: int = 0, t0: float | None = None
                        ) -> tuple[Any, int] | None:
         """One GET; (body as a bytes-like object, object size) or None if missing.
 
@@ -290,53 +194,94 @@ class ObjectStore:
         arrive. A body that fails after them (reset mid-body, cut short, stalled past the
         timeout) is retried here by sending the GET again, within the same store's
         ``retry_config`` (``max_retries``, backoff, ``retry_timeout``), so a flaky network
-        costs a retry, not a failed read."""
-        from obstore.exceptions import NotFoundError as ObsNotFound
-        from obstore.exceptions import PermissionDeniedError
-
+        costs a retry, not a failed read. (``body_retries``, ``t0``: retries already spent
+        on this object since ``t0``, when ``get_many`` hands a failed body on.)"""
         check_key(key)
-        t0 = time.perf_counter()
-        body_retries = 0
+        t0 = time.perf_counter() if t0 is None else t0
         budget = BODY_BUDGET.get()
         while True:
             t1 = time.perf_counter()
             try:
-                got = await _on_fetch_thread(
-                    lambda: _fetch(self.store, key, options, max_bytes, budget), budget)
-            except (ObsNotFound, FileNotFoundError):
-                self.stats.add(**{kind: 1, "not_found": 1, "seconds": time.perf_counter() - t1})
+                outcome = await on_fetch_thread(
+                    lambda: fetch(self.store, key, options, max_bytes, budget), budget)
+            except Exception as exc:
+                outcome = exc
+            got = await self._settle(key, kind, outcome, t1, max_bytes, budget)
+            if not isinstance(got, BodyFailed):
+                return got
+            delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
+            if delay is None:
+                raise self._error(key, got.error, retries=body_retries) from got.error
+            body_retries += 1
+            self.stats.add(retries=1)
+            await asyncio.sleep(delay)
+
+    async def _settle(self, key: str, kind: str, outcome: Any, t1: float,
+                      max_bytes: int | None, budget: Any) -> tuple[Any, int] | None | BodyFailed:
+        """What one GET's outcome means (counted in ``stats``): (body, size), None (missing),
+        a BodyFailed to retry, or the StoreError/AuthError it raises."""
+        from obstore.exceptions import NotFoundError as ObsNotFound
+        from obstore.exceptions import PermissionDeniedError
+
+        def count(**extra: Any) -> None:
+            self.stats.add(**{kind: 1, "seconds": time.perf_counter() - t1, **extra})
+
+        if isinstance(outcome, (ObsNotFound, FileNotFoundError)):
+            count(not_found=1)
+            return None
+        if isinstance(outcome, PermissionDeniedError):
+            count(errors=1)
+            if self.missing_on_403:
                 return None
-            except PermissionDeniedError as exc:
-                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
-                if self.missing_on_403:
-                    return None
-                raise self._error(key, exc) from exc
-            except Exception as exc:  # obstore raises many kinds; all become StoreError
-                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
-                raise self._error(key, exc) from exc
-            if isinstance(got, _Declared):  # longer than max_bytes: its body never read
-                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
-                raise too_large(self.url, key, got.nbytes, max_bytes or 0, declared=True)
-            if isinstance(got, _Headers):  # the budget was full: wait for room, then read
-                got = await _read_later(got, budget)
-            if isinstance(got, _BodyFailed):
-                if got.reserved:
-                    budget.release(got.reserved)
-                self.stats.add(**{kind: 1, "errors": 1, "seconds": time.perf_counter() - t1})
-                delay = self._retry_policy.delay(body_retries, time.perf_counter() - t0)
+            raise self._error(key, outcome) from outcome
+        if isinstance(outcome, Exception):  # obstore raises many kinds; all become StoreError
+            count(errors=1)
+            raise self._error(key, outcome) from outcome
+        if isinstance(outcome, Declared):  # longer than max_bytes: its body never read
+            count(errors=1)
+            raise too_large(self.url, key, outcome.nbytes, max_bytes or 0, declared=True)
+        if isinstance(outcome, Headers):  # the budget was full: wait for room, then read
+            outcome = await read_later(outcome, budget)
+        if isinstance(outcome, BodyFailed):
+            if outcome.reserved:
+                budget.release(outcome.reserved)
+            count(errors=1)
+            return outcome
+        data = outcome.data
+        count(bytes=len(data))
+        if max_bytes is not None and len(data) > max_bytes:
+            if outcome.reserved:
+                budget.release(outcome.reserved)
+            raise too_large(self.url, key, len(data), max_bytes, declared=False)
+        return data, outcome.size
+
+    async def get_many(self, keys: Sequence[str], *, max_bytes: int | None = None
+                       ) -> list[Got | None]:
+        """Whole objects ``keys``, one GET each, all sent at once; results in order (None:
+        missing). The loop wakes once when every response has come, instead of once per
+        response (``fetch.on_fetch_threads``): for the dozen chunks of a viewer tile, their
+        per-response Python no longer holds the GIL while the other bodies wait to land. A
+        body failing after its headers is sent for again alone, as ``get`` retries it. Each
+        body then takes its room in the read's budget (``hold_body``), as memory stores do."""
+        limits = [body_limit(k, max_bytes) for k in keys]
+        for key in keys:
+            check_key(key)
+        t1 = time.perf_counter()
+        outcomes = await on_fetch_threads(
+            [functools.partial(fetch, self.store, k, None, m, None) for k, m in zip(keys, limits)])
+        out: list[Got | None] = []
+        for key, limit, outcome in zip(keys, limits, outcomes):
+            got = await self._settle(key, "get", outcome, t1, limit, None)
+            if isinstance(got, BodyFailed):  # sent for again, within the same retry policy
+                delay = self._retry_policy.delay(0, time.perf_counter() - t1)
                 if delay is None:
-                    raise self._error(key, got.error, retries=body_retries) from got.error
-                body_retries += 1
+                    raise self._error(key, got.error) from got.error
                 self.stats.add(retries=1)
                 await asyncio.sleep(delay)
-                continue
-            data = got.data
-            self.stats.add(**{kind: 1, "bytes": len(data), "seconds": time.perf_counter() - t1})
-            if max_bytes is not None and len(data) > max_bytes:
-                if got.reserved:
-                    budget.release(got.reserved)
-                raise too_large(self.url, key, len(data), max_bytes, declared=False)
-            return data, got.size
+                got = await self._request(key, "get", None, limit, body_retries=1, t0=t1)
+            out.append(None if got is None else Got(got[0], got[1]))
+        await hold_body(sum(len(memoryview(g.data)) for g in out if g is not None))
+        return out
 
     async def get(self, key: str, byte_range: ByteRange = None, *,
                   max_bytes: int | None = None) -> Got | None:

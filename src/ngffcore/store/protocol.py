@@ -131,6 +131,19 @@ async def get_data(store: Store, key: str, *, max_bytes: int | None = None) -> B
     return None if got is None else got.data
 
 
+async def get_many(store: Store, keys: Sequence[str], *, max_bytes: int | None = None
+                   ) -> list[Got | None]:
+    """Whole objects ``keys`` (None: missing), in order: one GET each, all at once. A store
+    that can hand a batch back in one wake (``get_many``: remote stores, on fetch threads)
+    does; any other is asked key by key, concurrently."""
+    together = getattr(store, "get_many", None)
+    if together is not None:
+        return await together(keys, max_bytes=max_bytes)  # type: ignore[no-any-return]
+    from ngffcore.store.ioloop import gather_or_cancel
+
+    return await gather_or_cancel(*(store.get(k, max_bytes=max_bytes) for k in keys))
+
+
 def range_kind(byte_range: ByteRange) -> str:
     """The ``RequestStats`` field a read of ``byte_range`` counts in."""
     if byte_range is None:

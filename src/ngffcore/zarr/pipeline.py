@@ -238,7 +238,7 @@ async def _stream(store: Store, plan: ChunkPlan, out: np.ndarray, names: list[st
     token = BODY_BUDGET.set(budget)
     try:
         consumer = asyncio.ensure_future(decoder.run())
-        fetches = [asyncio.ensure_future(j) for j in source.jobs()]
+        fetches = [asyncio.ensure_future(j) for j in source.jobs(budget.limit)]
     finally:
         BODY_BUDGET.reset(token)
 

@@ -27,7 +27,7 @@ import numpy as np
 from ngffcore.errors import DecodeError, ShardIndexError
 from ngffcore.store.ioloop import BODY_BUDGET, gather_or_cancel
 from ngffcore.store.localfile import read_range
-from ngffcore.store.protocol import Store
+from ngffcore.store.protocol import Store, get_many
 from ngffcore.zarr.plan import ChunkPlan
 from ngffcore.zarr.sharding import (Part, ReadOptions, ShardIndex, by_shard, fetch_index,
                                     locate, needs_whole_shard, shard_index, shard_requests,
@@ -163,11 +163,22 @@ class ByteSource:
         self.max_bytes = max_object_bytes(self.plan, self.itemsize)
         self.sem = asyncio.Semaphore(self.store.concurrency)
 
-    def jobs(self) -> list[Coroutine[Any, Any, None]]:
-        """One job per chunk object (chunk or shard)."""
+    def jobs(self, budget_limit: int) -> list[Coroutine[Any, Any, None]]:
+        """One job per chunk object (chunk or shard); a small read of whole chunks (at most
+        the store's ``concurrency`` objects, at most ``budget_limit`` bytes even if every
+        one were as large as it may be) is one job fetching them together."""
+        n = len(self.plan)
+        if not self.plan.levels and 1 < n <= self.store.concurrency \
+                and n * self.max_bytes <= budget_limit:
+            return [self._chunks_together()]
         if not self.plan.levels:
-            return [self._chunk(i) for i in range(len(self.plan))]
+            return [self._chunk(i) for i in range(n)]
         return [self._shard(key, members) for key, members in by_shard(self.plan).items()]
+
+    async def _chunks_together(self) -> None:
+        gots = await get_many(self.store, self.plan.keys, max_bytes=self.max_bytes)
+        for i, got in enumerate(gots):
+            self.put(i, None if got is None else got.data)
 
     async def _chunk(self, i: int) -> None:
         async with self.sem:
