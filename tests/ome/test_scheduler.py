@@ -351,11 +351,12 @@ def test_order_priority_then_coarser_then_nearer(written: Path, srv: Any) -> Non
         f.result(30)
     assert sched.wait_idle(30)
     log = [r.path for r in _log(srv)]
-    explicit = [p for p in log if p.split("/")[3] == "1"]  # channel 1
-    assert explicit == [f"/v04.zarr/{lv}/1/{r}/{c}" for _, lv, r, c in order]
-    # prefetch (the ring around the view and the coarser level, channel 0): after them
-    prefetch = [k for k, p in enumerate(log) if p.split("/")[3] == "0" and k > 0]
-    assert prefetch and min(prefetch) > log.index(explicit[-1])
+    expected = [f"/v04.zarr/{lv}/1/{r}/{c}" for _, lv, r, c in order]
+    assert log[1:1 + len(order)] == expected
+    # prefetch (the ring around the view and the coarser level, of the last size and
+    # channels asked for, planned once the view has lasted): after all of them
+    prefetch = log[1 + len(order):]
+    assert prefetch and not set(prefetch) & set(expected + log[:1])
     sched.close()
 
 
@@ -401,6 +402,111 @@ def test_set_view_cancels_abandons_and_prefetches(written: Path, srv: Any) -> No
     np.testing.assert_array_equal(got, _ref(written, "v04.zarr", 0, (384, 448), (640, 768),
                                             [0]))
     assert _log(srv) == []
+    sched.close()
+
+
+def _concurrent(log: list[Any], paths: set[str], latency: float) -> int:
+    """The most of ``paths``' requests the server held at once: each is answered
+    ``latency`` after it arrived, so requests arriving less than that apart overlap."""
+    times = sorted(r.t for r in log if r.path in paths)
+    return max((sum(1 for u in times if t <= u < t + latency * 0.9) for t in times),
+               default=0)
+
+
+def test_prefetch_never_delays_explicit_tiles(written: Path, srv: Any) -> None:
+    """``max_in_flight=4``: ``set_view`` then 4 tiles straight away: the server sees the 4
+    explicit GETs before any prefetch GET. Then, with that view's prefetch in flight, a
+    view that keeps it (it intersects) and 4 new tiles: their GETs reach the server at
+    once, not after the prefetch's responses (prefetch holds at most a quarter of the
+    slots, and gives its slot to an explicit request), and before the new view's
+    prefetch."""
+    img = _open(srv, "v04.zarr")
+    latency = 0.3
+    srv.state.latency = latency
+    sched = img.scheduler(max_in_flight=4)
+    sched.set_view(0, 0, 128, 0, 128)
+    first = [(0, 0), (0, 1), (1, 0), (1, 1)]  # the view's tiles: one chunk each
+    futs = [sched.tile(0, r, c, size=CHUNK, channels=[0]) for r, c in first]
+    for (r, c), fut in zip(first, futs):
+        np.testing.assert_array_equal(fut.result(30), _ref(
+            written, "v04.zarr", 0, _span(512, r, CHUNK), _span(768, c, CHUNK), [0]))
+    _until(lambda: len(srv.state.requests()) > 4)  # the view's prefetch has started
+    log = srv.state.requests()
+    assert {r.path for r in log[:4]} == {f"/v04.zarr/0/0/{r}/{c}" for r, c in first}
+    # while that prefetch is in flight: a view that intersects it, and 4 tiles elsewhere
+    t0 = time.monotonic()
+    sched.set_view(0, 0, 192, 0, 192)
+    second = [(6, 8), (6, 9), (7, 8), (7, 9)]
+    futs = [sched.tile(0, r, c, size=CHUNK, channels=[1]) for r, c in second]
+    for (r, c), fut in zip(second, futs):
+        np.testing.assert_array_equal(fut.result(30), _ref(
+            written, "v04.zarr", 0, _span(512, r, CHUNK), _span(768, c, CHUNK), [1]))
+    mine = {f"/v04.zarr/0/1/{r}/{c}" for r, c in second}
+    _until(lambda: any(r.t > t0 and r.path not in mine for r in srv.state.requests()))
+    assert sched.stats["prefetch_yielded"] == 1  # the one prefetch request in flight
+    sched.close()  # (the rest of the new view's prefetch is not waited for)
+    log = _log(srv)
+    arrived = [r.t - t0 for r in log if r.path in mine]
+    assert len(arrived) == 4 and max(arrived) < latency / 2, arrived
+    later = [r.t - t0 for r in log if r.t > t0 and r.path not in mine]
+    assert min(later) > max(arrived)  # the new view's prefetch: after them
+
+
+def test_prefetch_holds_at_most_its_share(written: Path, srv: Any) -> None:
+    """Prefetch alone (no explicit tile waiting) never has more than a quarter of
+    ``max_in_flight`` requests at the server at once (8: 2), and its requests are the ring
+    of one tile around the view and the view's region on the next coarser level."""
+    img = _open(srv, "v04.zarr")
+    latency = 0.1
+    sched = img.scheduler(max_in_flight=8)
+    sched.tile(0, 2, 2, size=CHUNK, channels=[0]).result(30)  # size and channels to copy
+    srv.state.clear()
+    srv.state.latency = latency
+    sched.set_view(0, 128, 256, 128, 256)  # tiles (2..3, 2..3) of 64 pixels on level 0
+    assert sched.wait_idle(30)
+    log = _log(srv)
+    ring = {f"/v04.zarr/0/0/{r}/{c}" for r in range(1, 5) for c in range(1, 5)
+            if not (2 <= r <= 3 and 2 <= c <= 3)}
+    coarse = {"/v04.zarr/1/0/1/1"}  # level 1 pixels [64, 128)²
+    assert {r.path for r in log} == ring | coarse and len(log) == len(ring | coarse)
+    assert _concurrent(log, ring | coarse, latency) == 2
+    sched.close()
+
+
+def test_prefetch_ahead_of_a_pan_first(written: Path, srv: Any) -> None:
+    """After a pan, the ring tiles ahead of it (within half a tile of the view) and the
+    coarser level are prefetched within 3 round trips; the rest of the ring only once the
+    view has lasted (``REST_DWELL``): a view replaced sooner never fetches it."""
+    from ngffcore.ome.scheduler_queue import REST_DWELL
+
+    img = _open(srv, "v04.zarr")
+    rtt = 0.05
+    sched = img.scheduler(max_in_flight=8)
+    sched.tile(0, 0, 0, size=CHUNK, channels=[0]).result(30)  # measures a round trip
+    srv.state.latency = rtt
+    sched.set_view(0, 0, 128, 0, 128)
+    sched.set_view(0, 0, 128, 48, 176)  # a pan to the right: columns 0-2, col 3 16 px away
+    t0 = time.monotonic()
+    ahead = {"/v04.zarr/0/0/0/3", "/v04.zarr/0/0/1/3", "/v04.zarr/0/0/2/3"}
+    coarse = {"/v04.zarr/1/0/0/0", "/v04.zarr/1/0/0/1"}  # level 1 x [24, 88)
+    rest = {"/v04.zarr/0/0/2/0", "/v04.zarr/0/0/2/1", "/v04.zarr/0/0/2/2"}
+    _until(lambda: ahead | coarse <= {r.path for r in srv.state.requests()})
+    got = {r.path: r.t - t0 for r in srv.state.requests() if r.path != "/v04.zarr/0/0/0/0"}
+    assert set(got) == ahead | coarse and max(got.values()) < 3 * rtt, got
+    assert sched.wait_idle(30)
+    got = {r.path: r.t - t0 for r in _log(srv) if r.path != "/v04.zarr/0/0/0/0"}
+    assert set(got) == ahead | coarse | rest
+    assert min(got[p] for p in rest) >= REST_DWELL * 0.9
+    # the same pan replaced before its rest is due: the rest is never sent
+    srv.state.clear()
+    sched.set_view(0, 256, 384, 0, 128)
+    sched.set_view(0, 256, 384, 48, 176)
+    time.sleep(REST_DWELL / 2)
+    sched.set_view(1, 0, 256, 0, 384)  # level 1, covers everything prefetched so far
+    assert sched.wait_idle(30)
+    sent = {r.path for r in _log(srv)}
+    assert "/v04.zarr/0/0/5/3" in sent  # ahead of the second pan
+    assert not sent & {f"/v04.zarr/0/0/6/{c}" for c in range(3)}  # its rest, not
     sched.close()
 
 

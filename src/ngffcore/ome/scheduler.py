@@ -23,7 +23,13 @@ native scatter per channel run (what a read that hits the cache does). A chunk t
 *Order*: explicit tiles before prefetch; then higher ``priority``; then coarser level
 before finer; then nearer first (tile centre to view centre, in physical units, so label
 images and other levels compare); then first come. A running job's next request (a shard's
-ranges after its index) goes before any queued job.
+ranges after its index) goes before any queued job of its class (explicit or prefetch).
+When explicit requests start while none is in flight, the first tile's go alone and the
+others 2 ms after: its responses are read, decoded and handed on before theirs land and
+compete with it for the interpreter and the cores (the time to a view's first tile). Tiles
+found whole in the cache are assembled after the requests of their batch are out, into
+arrays whose pages were touched while the engine was idle (a new array's page faults cost
+eight times the copy into it).
 
 *Cancel and abandon*: a tile's future cancelled (``cancel``, ``Future.cancel``, ``set_view``,
 ``close``) leaves its jobs. A queued job nobody waits for is dropped: nothing is sent
@@ -36,24 +42,40 @@ are bounded too, by as many again as ``max_in_flight``: beyond that a new reques
 for one of them, so a storm of views cannot pile up requests (nor the threads and
 connections that carry them) without bound.
 
-*Prefetch* (``set_view``) is queued below every explicit tile and starts one round trip
-(the fastest request seen, at most 0.25 s) after its view: a view replaced sooner — a
-pan, a zoom, a storm — never sends the requests it would have abandoned before any byte
-came back.
+*Prefetch* (``set_view``) is strictly below every explicit tile. It is planned lazily, on
+the loop, once due and once no explicit request is queued, waiting for a slot or for its
+response: the tiles asked for right after ``set_view`` are queued (and sent) first, and a
+view replaced before its prefetch is due plans and sends nothing. It then holds at most a
+quarter of ``max_in_flight`` (at least 1), only while no explicit request waits; an
+explicit request finding every slot taken takes one from prefetch (that request runs on,
+its bytes fill the cache, but it stops counting: ``stats["prefetch_yielded"]``). A new view
+drops the prefetch not sent yet (and, as for any request, abandons what it does not
+intersect). A view's prefetch comes in two tiers, each in the queue's order: first, one
+round trip (the fastest request seen; at most 0.25 s, 0.05 s before any was measured)
+after the view, the view's region on the next coarser level and the ring tiles ahead of
+the last pan (the previous view on the same level and plane; within 60 degrees of its
+direction and half a tile of the view's edge) — what the next step most likely shows;
+then, once the view has lasted 0.6 s (a view the user rests on), the rest of the ring.
+Sooner, the whole ring would mostly bring tiles never shown: on the benchmark's pan/zoom
+trace, about half as many bytes again as the tiles shown (now under a tenth).
 
-Modules: this one (the API, views, prefetch tiles), ``scheduler_tasks.py`` (tiles, jobs,
-assembly), ``scheduler_queue.py`` (the engine: mailbox, queue, arrivals),
-``scheduler_slots.py`` (its slot accounting), ``scheduler_fetch.py`` (one job's requests,
-on the read pipeline's sharding and source helpers, and decoding).
+Modules: this one (the API, views), ``scheduler_plan.py`` (tile requests, views and
+their prefetch tiles), ``scheduler_tasks.py`` (tiles, jobs, assembly),
+``scheduler_queue.py`` (the engine: mailbox, queue, prefetch plans, arrivals),
+``scheduler_slots.py`` (its slot accounting and pacing), ``scheduler_fetch.py`` (one job's
+requests, on the read pipeline's sharding and source helpers, and decoding).
 
 *Threads*: the engine (``scheduler_queue.py``) lives on ngffcore's I/O loop thread and only
 there; every public method can be called from any thread: it checks its arguments on the
 calling thread (raising the specific :class:`~ngffcore.errors.NgffError` at once) and posts
 an operation that the loop applies in order, in batches (tiles asked for together are
-planned together; a storm of views is applied as one cancel pass each, and one prefetch for
-the last). Futures are completed on the I/O loop thread, so callbacks added to them must not
-block. Decoding and assembly are native calls made on the loop thread (the GIL released,
-at most 16 chunks per turn of the loop): no thread is started per request or per view.
+planned together; a storm of views is applied as one cancel pass each, and only the last
+may plan prefetch). Futures are completed on the I/O loop thread, so callbacks added to them
+must not block. Decoding and assembly are native calls made on the loop thread (the GIL
+released; per turn of the loop the chunks that complete the first tile in line, else at
+most 16): no thread is started per request or per view. The engine makes no cyclic garbage
+per request (no class or closure cycle per job): the collector's full passes, which stall
+every thread for tens of milliseconds, stay rare.
 """
 
 from __future__ import annotations
@@ -63,68 +85,23 @@ import concurrent.futures
 import math
 import numbers
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ngffcore.errors import ArgumentError, ClosedError, NgffError, SelectionError
+from ngffcore.errors import ArgumentError, ClosedError, SelectionError
+from ngffcore.ome.scheduler_plan import View, make_task, physical, prefetch_tasks
 from ngffcore.ome.scheduler_queue import Engine
-from ngffcore.ome.scheduler_tasks import Read, Task
-from ngffcore.ome.tile import TileRequest
+from ngffcore.ome.scheduler_tasks import Task
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.zarr.cache import ChunkCache
-from ngffcore.zarr.plan import normalize_selection
 
 if TYPE_CHECKING:
     from ngffcore.ome.image import Image
 
-#: the axes a tile or a view has an extent on (the others are read whole: channels)
-PLACE_AXES = ("t", "z", "y", "x")
-
-
 async def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
-
-
-class View:
-    """A view: level, physical box per axis (``PLACE_AXES`` the image has), centre (y, x),
-    the pixel box on its level and its planes."""
-
-    __slots__ = ("level", "box", "centre", "pixels", "planes")
-
-    def __init__(self, level: int, box: dict[str, tuple[float, float]],
-                 pixels: tuple[int, int, int, int], planes: dict[str, int]) -> None:
-        self.level = level
-        self.box = box
-        y, x = box["y"], box["x"]
-        self.centre = ((y[0] + y[1]) / 2, (x[0] + x[1]) / 2)
-        self.pixels = pixels
-        self.planes = planes
-
-    def intersects(self, box: dict[str, tuple[float, float]]) -> bool:
-        """Whether a tile's physical ``box`` overlaps this view on every axis both have
-        (open intervals: tiles that only touch the view do not)."""
-        for name, (lo, hi) in self.box.items():
-            other = box.get(name)
-            if other is None:
-                continue
-            eps = 1e-9 * (abs(lo) + abs(hi) + abs(other[0]) + abs(other[1]) + 1.0)
-            if not (other[0] < hi - eps and lo < other[1] - eps):
-                return False
-        return True
-
-
-def _physical(level: Any, spans: dict[int, tuple[int, int]], names: Sequence[str]
-              ) -> dict[str, tuple[float, float]]:
-    """Pixel spans (axis index -> [a, b)) as physical intervals: pixel i covers
-    ``translation + (i ± 0.5) * scale``."""
-    out = {}
-    for axis, (a, b) in spans.items():
-        s, t = level.scale[axis], level.translation[axis]
-        lo, hi = t + (a - 0.5) * s, t + (b - 0.5) * s
-        out[names[axis]] = (min(lo, hi), max(lo, hi))
-    return out
 
 
 def _plane(image: "Image", name: str, value: int | None, level: int) -> int | None:
@@ -140,40 +117,6 @@ def _plane(image: "Image", name: str, value: int | None, level: int) -> int | No
     if plane is None or not 0 <= plane < n:
         raise SelectionError(f"{image.axes[axis].name}={plane} out of range [0, {n})")
     return plane
-
-
-def make_task(image: "Image", level: int, row: int, col: int, size: int, t: int | None,
-              z: int | None, channels: Sequence[int] | None, priority: float,
-              fut: concurrent.futures.Future[Any] | None,
-              finish: Callable[[np.ndarray], Any] | None = None,
-              ident: Hashable = None) -> Task:
-    """A tile request: geometry and checks from :class:`TileRequest` (the errors
-    ``Image.tile`` raises), its reads planned to chunk keys as reads through the cache key
-    them (``CachedRead``), and its physical box."""
-    req = TileRequest.grid(image, level, row, col, size, t, z, channels)
-    index = image.geometry.check_level(level)
-    array = req.array
-    ident_store = array.store.identity
-    reads = []
-    for sel, rows in req.reads:
-        norm = normalize_selection(sel, array.shape)
-        plan = array._plan_selection(norm)
-        keys: list[Hashable] = (
-            [(ident_store, k) for k in plan.keys] if plan.inner is None else
-            [(ident_store, k, *r) for k, r in zip(plan.keys, plan.inner.tolist())])
-        reads.append(Read(array, norm, plan, keys, rows))
-    names = image.geometry.names
-    sel = req.reads[0][0]
-    spans = {}
-    for name in PLACE_AXES:
-        axis = image.geometry.index(name)
-        if axis is not None:
-            item = sel[axis]
-            spans[axis] = (item.start, item.stop) if isinstance(item, slice) else (item, item + 1)
-    task = Task(fut, priority, index, _physical(array, spans, names), reads, req, finish, ident)
-    task.size = size
-    task.channels = tuple(req.channels)
-    return task
 
 
 class Scheduler:
@@ -313,11 +256,14 @@ class Scheduler:
         prefetch, any level or label image) whose physical extent does not intersect the
         view's (on y, x, and the t/z plane) is cancelled: queued, nothing is sent; in
         flight, it is abandoned (its future cancelled, its bytes still fill the cache).
-        Then queues prefetch, below every explicit tile: the ring of one tile (of the last
-        explicitly requested size and channels, else 512 and all) around the view, and the
-        view's region on the next coarser level. A missing level, a plane out of range or
-        an empty box raise :class:`SelectionError`; a closed scheduler
-        :class:`ClosedError`."""
+        The prefetch of the view before that was not sent yet is dropped. Then queues this
+        view's prefetch, below every explicit tile (see the module's documentation): the
+        ring of one tile (of the last explicitly requested size and channels, else 512 and
+        all) around the view, and the view's region on the next coarser level; the coarser
+        level and the ring tiles ahead of the last pan first, one round trip after the
+        view, once the explicit tiles are answered; the rest of the ring once the view has
+        lasted 0.6 s. A missing level, a plane out of range or an empty box raise
+        :class:`SelectionError`; a closed scheduler :class:`ClosedError`."""
         self._check_open("set_view")
         image = self.image
         index = image.geometry.check_level(level)
@@ -336,57 +282,15 @@ class Scheduler:
             if plane is not None:
                 planes[name] = plane
                 spans[image.geometry.index(name)] = (plane, plane + 1)  # type: ignore[index]
-        view = View(index, _physical(image.levels[index], spans, image.geometry.names),
+        view = View(index, physical(image.levels[index], spans, image.geometry.names),
                     (box[0], box[1], box[2], box[3]), planes)
         self._engine.post("view", view)
 
-    def _prefetch(self, view: View, template: Any) -> list[Task]:
-        """The prefetch tiles of ``view`` (on the I/O loop): the ring of one tile around it
-        on its level, and its region on the next coarser level."""
-        size, channels = template if template is not None else (512, None)
-        image = self.image
-        iy, ix = image.geometry.yx("view")
-        out: list[Task] = []
-
-        def add(level: int, row: int, col: int, planes: dict[str, int]) -> None:
-            ident = (level, row, col, size, tuple(sorted(planes.items())), channels)
-            try:
-                out.append(make_task(image, level, row, col, size, planes.get("t"),
-                                     planes.get("z"), channels, 0.0, None, None, ident))
-            except NgffError:  # e.g. channels of an earlier request: no prefetch
-                pass
-
-        shape = image.levels[view.level].shape
-        y0, y1, x0, x1 = view.pixels
-        rows = _tiles(y0, y1, shape[iy], size)
-        cols = _tiles(x0, x1, shape[ix], size)
-        if rows and cols:
-            (r0, r1), (c0, c1) = rows, cols
-            for r in range(max(r0 - 1, 0), min(r1 + 1, -(-shape[iy] // size) - 1) + 1):
-                for c in range(max(c0 - 1, 0), min(c1 + 1, -(-shape[ix] // size) - 1) + 1):
-                    if not (r0 <= r <= r1 and c0 <= c <= c1):
-                        add(view.level, r, c, view.planes)
-        coarse = view.level + 1
-        if coarse < len(image.levels):
-            lvl = image.levels[coarse]
-            names = image.geometry.names
-            spans = {a: _pixels(view.box[names[a]], lvl.scale[a], lvl.translation[a])
-                     for a in (iy, ix)}
-            planes = {}
-            for name, value in view.planes.items():
-                a = image.geometry.index(name)
-                assert a is not None
-                old = image.levels[view.level]
-                centre = old.translation[a] + value * old.scale[a]
-                planes[name] = min(max(round((centre - lvl.translation[a]) / lvl.scale[a]), 0),
-                                   lvl.shape[a] - 1)
-            rows = _tiles(*spans[iy], lvl.shape[iy], size)
-            cols = _tiles(*spans[ix], lvl.shape[ix], size)
-            if rows and cols:
-                for r in range(rows[0], rows[1] + 1):
-                    for c in range(cols[0], cols[1] + 1):
-                        add(coarse, r, c, planes)
-        return out
+    def _prefetch(self, view: View, template: Any, previous: View | None, tier: int
+                  ) -> list[Task]:
+        """The prefetch tiles of ``view`` in ``tier`` (on the I/O loop): see
+        :func:`~ngffcore.ome.scheduler_plan.prefetch_tasks`."""
+        return prefetch_tasks(self.image, view, template, previous, tier)
 
     # -- the rest ----------------------------------------------------------------------------
     def cancel(self, fut: concurrent.futures.Future[Any]) -> bool:
@@ -399,8 +303,9 @@ class Scheduler:
         return fut.cancel()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is queued or in flight, abandoned requests included (not from
-        a future's callback: that runs on the I/O loop). False on timeout."""
+        """Wait until nothing is queued or in flight, abandoned requests and the view's
+        prefetch still to plan included (the rest of the ring: up to 0.6 s after the last
+        view); not from a future's callback (that runs on the I/O loop). False on timeout."""
         self._check_open("wait_idle")
         return self._wait(timeout)
 
@@ -434,9 +339,10 @@ class Scheduler:
         explicit tiles found in the cache), ``bytes`` (body bytes received), ``coalesced``
         (inner chunks that shared a request with another: requests saved), ``shared``
         (chunk needs served by a job another tile had started or queued), ``prefetched``
-        (prefetch tiles queued), ``tiles``, ``tiles_cancelled``, ``failed``; and now:
-        ``in_flight`` (counted requests), ``running`` (every request in flight, abandoned
-        ones too), ``queued`` (jobs)."""
+        (prefetch tiles queued), ``prefetch_yielded`` (prefetch requests that stopped
+        counting to let an explicit request go), ``tiles``, ``tiles_cancelled``,
+        ``failed``; and now: ``in_flight`` (counted requests), ``running`` (every request in
+        flight, abandoned ones too), ``queued`` (jobs)."""
         engine = self._engine
         out = dict(engine.stats)
         out.update(in_flight=engine.in_flight, running=engine.running,
@@ -453,23 +359,6 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def _tiles(a: int, b: int, n: int, size: int) -> tuple[int, int] | None:
-    """First and last index of the ``size`` tiles that ``[a, b)`` (clipped to ``[0, n)``)
-    touches; None if nothing is left."""
-    a, b = max(a, 0), min(b, n)
-    if a >= b:
-        return None
-    return a // size, (b - 1) // size
-
-
-def _pixels(box: tuple[float, float], scale: float, translation: float) -> tuple[int, int]:
-    """The pixel span of a level that a physical interval overlaps."""
-    lo, hi = ((v - translation) / scale for v in box)
-    lo, hi = min(lo, hi), max(lo, hi)
-    eps = 1e-9 * (abs(lo) + abs(hi) + 1.0)
-    return math.floor(lo - 0.5 + eps) + 1, math.ceil(hi + 0.5 - eps)
 
 
 __all__ = ["Scheduler", "View", "make_task"]

@@ -27,8 +27,9 @@ from ngffcore.store.protocol import ByteRange, Got, Suffix
 from ngffcore.zarr.array import Array
 from ngffcore.zarr.cache import MISSING, ChunkCache
 from ngffcore.zarr.plan import ChunkPlan
-from ngffcore.zarr.sharding import (Part, ReadOptions, ShardIndex, locate, needs_whole_shard,
-                                    shard_index, shard_requests, stored_parts)
+from ngffcore.zarr.sharding import (Part, ReadOptions, ShardIndex, chunk_names, locate,
+                                    needs_whole_shard, shard_index, shard_requests,
+                                    stored_parts)
 from ngffcore.zarr.source import (file_sources, max_object_bytes, python_stages,
                                   stored_sources)
 
@@ -282,5 +283,71 @@ def _decode(array: Array, cache: ChunkCache, which: list[int], sources: list[Any
     return slab
 
 
-__all__ = ["Gate", "Members", "OPTIONS", "ShardIndexes", "Stop", "decode_chunks", "fetch_object",
-           "object_plan"]
+class JobRun:
+    """One job's run for the scheduler's engine (``scheduler_queue.py``): the :class:`Gate`
+    it sends through and the :class:`Members` it fetches, its chunks handed to the engine
+    as they arrive. One plain object per job, not classes made per job: classes are cyclic
+    garbage, which brings the collector's full passes (tens of milliseconds that stall
+    every thread, the viewer's too) more often."""
+
+    __slots__ = ("engine", "job", "tokens", "keys", "names", "settled")
+
+    def __init__(self, engine: Any, job: Any) -> None:
+        self.engine, self.job = engine, job
+        self.tokens: list[list[bool]] = []  # local reads' slots
+        self.keys: list[Hashable] = []  # the members when the job closed, in its plan's order
+        self.names: list[str] = []
+        self.settled: set[Hashable] = set()
+
+    async def get(self, key: str, byte_range: ByteRange = None, max_bytes: int | None = None,
+                  chunks: int = 1) -> Got | None:
+        return await self.engine.get(self.job, key, byte_range, max_bytes, chunks)
+
+    async def local(self) -> None:
+        self.tokens.append(await self.engine.begin(self.job))
+
+    def done_local(self) -> None:
+        self.engine.end(self.job, self.tokens.pop())
+
+    def current(self) -> Any:
+        job = self.job
+        return object_plan(job.array, job.key, list(job.members.values()))
+
+    def close(self) -> tuple[Any, list[str]]:
+        job = self.job
+        self.engine._close(job)
+        self.keys[:] = list(job.members)
+        plan = object_plan(job.array, job.key, [job.members[k] for k in self.keys])
+        self.names[:] = chunk_names(plan)
+        return plan, self.names
+
+    def deliver(self, i: int, source: Any) -> None:
+        key = self.keys[i]
+        self.settled.add(key)
+        self.engine._arrived.append((self.job, key, source, self.names[i]))
+        self.engine._release()
+
+    def fail(self, which: list[int], exc: BaseException) -> None:
+        failed = [self.keys[i] for i in which]
+        self.settled.update(failed)
+        self.engine._chunks_failed(self.job, failed, exc)
+
+    async def run(self) -> None:
+        engine, job, settled = self.engine, self.job, self.settled
+        try:
+            await fetch_object(job.array, self, self, self.deliver, self.fail, engine._indexes)
+        except Stop:
+            pass
+        except BaseException as exc:  # every chunk not handed on yet fails with it
+            engine._close(job)
+            left = [k for k in job.members if k not in settled]
+            settled.update(left)
+            engine._chunks_failed(job, left, exc)
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            engine._ended(job, [k for k in job.members if k not in settled])
+
+
+__all__ = ["Gate", "JobRun", "Members", "OPTIONS", "ShardIndexes", "Stop", "decode_chunks",
+           "fetch_object", "object_plan"]

@@ -19,30 +19,41 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any, Callable
 
-from ngffcore.store.protocol import ByteRange, Got
 from ngffcore.zarr.cache import ChunkCache
-from ngffcore.zarr.sharding import chunk_names
-from ngffcore.ome.scheduler_fetch import (ShardIndexes, Stop, decode_chunks, fetch_object,
-                                          object_plan)
+from ngffcore.ome.scheduler_fetch import JobRun, ShardIndexes, decode_chunks
 from ngffcore.ome.scheduler_slots import Slots
-from ngffcore.ome.scheduler_tasks import (DONE, DROPPED, QUEUED, RUNNING, Job, Task, TaskKey,
-                                          assemble)
+from ngffcore.ome.scheduler_tasks import (DONE, DROPPED, LEAD, QUEUED, REST, RUNNING, Buffers,
+                                          Job, Task, TaskKey, assemble, first_tile)
 
 #: chunks decoded per loop iteration at most: a burst of arrivals (a prefetch wave) must
 #: not hold the loop, which sends the next requests, for long
 DECODE_BATCH = 16
-#: the longest prefetch waits after a view (seconds; it waits one round trip: see _pump)
+#: a view's first prefetch (the coarser level, the ring ahead of the last pan) is planned
+#: this many round trips (the fastest request seen) after the view: a view replaced
+#: sooner (a fling's steps, a storm) plans and sends nothing, and the tiles asked for
+#: right after ``set_view`` are queued before it; within the issue's 3 round trips
+LEAD_RTTS = 1.0
+#: ... at most this long (seconds), and this long while no round trip was measured yet
 MAX_PREFETCH_DELAY = 0.25
+FIRST_PREFETCH_DELAY = 0.05
+#: the rest of the ring is planned once the view has lasted this long (seconds): a view the
+#: user rests on. Sooner, it would mostly fetch tiles never shown (on the benchmark's
+#: pan/zoom trace, about as many bytes again as the tiles shown)
+REST_DWELL = 0.6
+#: tile arrays are touched in advance (``Buffers``) this long after the engine's last
+#: activity, one per turn of the loop: not while requests are being sent
+REFILL_DELAY = 0.003
 
 
 class Engine(Slots):
     """The scheduler's state machine, on the I/O loop ``loop``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_in_flight: int, cache: ChunkCache,
-                 prefetch: Callable[[Any, Any], list[Task]]) -> None:
+                 prefetch: Callable[[Any, Any, Any, int], list[Task]]) -> None:
         super().__init__(loop, max_in_flight)
         self.cache = cache
-        self._prefetch = prefetch  # (view, template) -> prefetch tasks of that view
+        # (view, template, previous view, tier) -> that view's prefetch tasks of that tier
+        self._prefetch = prefetch
         self._mail: deque[tuple[Any, ...]] = deque()
         self._mail_lock = threading.Lock()
         self._posted = False
@@ -54,13 +65,18 @@ class Engine(Slots):
         self._open: dict[tuple[int, str], Job] = {}
         self._heap: list[tuple[TaskKey, int, Job]] = []
         self._dirty: set[Job] = set()
-        self._prefetch_at = 0.0  # loop time before which no prefetch job starts
-        self._timer: asyncio.TimerHandle | None = None
+        # the view's prefetch tiers still to plan, in order; the loop time of the view
+        self._plan: list[int] = []
+        self._view_at = 0.0
         self._jobs: set[asyncio.Task[None]] = set()  # running jobs (strong references)
         self._live = 0  # jobs started and not yet ended
         self._arrived: list[tuple[Job, Hashable, Any, str]] = []
+        self._ready: list[Task] = []  # explicit tiles found whole in the cache
+        self.buffers = Buffers()
+        self._refill_at: float | None = None  # when the next array is touched (scheduled)
         self._indexes = ShardIndexes()
         self.view: Any = None
+        self.previous: Any = None  # the view before (the direction of a pan)
         self.template: Any = None  # the last explicit tile: size, channels (prefetch copies)
         self.idle = threading.Event()
         self.idle.set()
@@ -80,7 +96,7 @@ class Engine(Slots):
             ops = list(self._mail)
             self._mail.clear()
             self._posted = False
-        for k, op in enumerate(ops):
+        for op in ops:
             kind = op[0]
             try:
                 if kind == "tile":
@@ -88,29 +104,42 @@ class Engine(Slots):
                 elif kind == "cancel":
                     self._cancel(op[1])
                 elif kind == "view":
-                    # a storm of views: the ones another view follows at once only cancel
-                    later = k + 1 < len(ops) and ops[k + 1][0] == "view"
-                    self._apply_view(op[1], prefetch=not later)
+                    self._apply_view(op[1])
                 elif kind == "close":
                     for task in list(self.tasks):
                         self._cancel(task)
-                    self.view = None
+                    self.view = self.previous = None
+                    self._plan = []
+                    self.buffers = Buffers()  # the arrays touched in advance go
             except Exception as exc:  # a bug must not leave a future waiting forever
                 if kind == "tile":
                     self._fail(op[1], exc)
                 self.loop.call_exception_handler({
                     "message": f"ngffcore scheduler: {kind} failed", "exception": exc})
         self._pump()
+        if self._ready:
+            # tiles found whole in the cache are assembled after the jobs just started have
+            # sent their requests (their first steps run first): an assembly releases the
+            # interpreter, which the caller still posting tiles may keep for milliseconds
+            self.loop.call_soon(self._complete_ready)
+
+    def _complete_ready(self) -> None:
+        ready, self._ready = self._ready, []
+        for task in ready:
+            if not task.done:
+                self._complete(task)
 
     # -- tasks -------------------------------------------------------------------------------
     def _key(self, task: Task) -> TaskKey:
-        """Queue order: explicit before prefetch, higher priority, coarser level, nearer to
-        the view's centre (physical units), then first come."""
+        """Queue order: explicit before prefetch (its first tier before the rest), higher
+        priority, coarser level, nearer to the view's centre (physical units), then first
+        come."""
         dist = 0.0
         if self.view is not None:
             cy, cx = self.view.centre
             dist = math.hypot(task.centre[0] - cy, task.centre[1] - cx)
-        return (0 if task.explicit else 1, -task.priority, -task.level, dist, task.seq)
+        return (0 if task.explicit else 1 + task.tier, -task.priority, -task.level, dist,
+                task.seq)
 
     def _submit(self, task: Task) -> None:
         if task.done:  # cancelled before it was submitted
@@ -141,7 +170,10 @@ class Engine(Slots):
         for key in task.need:
             self._attach(task, key)
         if not task.need:
-            self._complete(task)
+            if task.explicit:  # assembled once the requests of the batch are out (_drain)
+                self._ready.append(task)
+            else:
+                self._complete(task)
 
     def _attach(self, task: Task, key: Hashable) -> None:
         """``task`` waits for chunk ``key``: from the job already bringing it, else from
@@ -213,7 +245,7 @@ class Engine(Slots):
         if not task.explicit:
             return
         try:
-            result = assemble(task)
+            result = assemble(task, self.buffers)
             if task.finish is not None:
                 result = task.finish(result)
         except Exception as exc:
@@ -225,25 +257,19 @@ class Engine(Slots):
             task.fut.set_result(result)
 
     # -- the view ----------------------------------------------------------------------------
-    def _apply_view(self, view: Any, prefetch: bool) -> None:
+    def _apply_view(self, view: Any) -> None:
         """Cancel every request (queued, or abandon it in flight) that does not intersect
-        ``view``; then queue its prefetch, keeping the prefetch tiles already queued."""
-        self.view = view
-        fresh = self._prefetch(view, self.template) if prefetch else []
-        if fresh:
-            # prefetch is a guess: it waits one round trip, so a view that lasts less (a
-            # pan, a storm) does not send requests it would abandon before any byte came
-            self._prefetch_at = self.loop.time() + min(self.rtt or 0.0, MAX_PREFETCH_DELAY)
-        kept = {t.ident for t in fresh}
+        ``view``, and the prefetch of the view before that was not sent; its own prefetch
+        is planned later (``_plan_prefetch``), so the tiles asked for right after it are
+        queued first and a view replaced soon plans nothing."""
+        self.previous, self.view = self.view, view
+        self._view_at = self.loop.time()
+        self._plan = [LEAD, REST]
         for task in list(self.tasks):
-            if not task.explicit and task.ident in kept:
-                continue
             if not view.intersects(task.box):
                 self._cancel(task)
-        have = {t.ident for t in self.tasks if not t.explicit}
-        for task in fresh:
-            if task.ident not in have:
-                self._submit(task)
+            elif not task.explicit and not any(j.state == RUNNING for j in task.jobs):
+                self._cancel(task)  # the old view's prefetch, not sent: the view changed
         for task in self.tasks:  # distances changed: the whole queue is ordered again
             task.key = self._key(task)
         self._heap = []
@@ -254,8 +280,47 @@ class Engine(Slots):
         heapq.heapify(self._heap)
         self._dirty.clear()
 
+    def _plan_prefetch(self) -> None:
+        """Queue the view's prefetch tiers that are due, once no explicit request waits
+        for a slot or a response (planning costs the loop time those need); a timer for
+        the next one."""
+        while self._plan:
+            due = self._due(self._plan[0])
+            if self.loop.time() < due:
+                self._wake_at(due)
+                return
+            if self._queue_explicit() or self._explicit_busy():
+                return  # planned when the explicit requests are answered (_after_io)
+            tier = self._plan.pop(0)
+            have = {t.ident for t in self.tasks if not t.explicit}
+            for task in self._prefetch(self.view, self.template, self.previous, tier):
+                if task.ident not in have:
+                    self._submit(task)
+
+    def _due(self, tier: int) -> float:
+        """When the view's prefetch ``tier`` is due (the round trip as measured by now:
+        the view's own tiles may have measured the first)."""
+        lead = (FIRST_PREFETCH_DELAY if self.rtt is None
+                else min(LEAD_RTTS * self.rtt, MAX_PREFETCH_DELAY))
+        return self._view_at + (lead if tier == LEAD else max(lead, REST_DWELL))
+
     # -- the queue and the slots -------------------------------------------------------------
-    def _pump(self) -> None:
+    def _queue_head(self) -> Job | None:
+        """The first queued job (stale heap entries dropped)."""
+        heap = self._heap
+        while heap:
+            order, _, job = heap[0]
+            if job.state == QUEUED and order == job.entry:
+                return job
+            heapq.heappop(heap)
+        return None
+
+    def _queue_explicit(self) -> bool:
+        job = self._queue_head()
+        return job is not None and job.entry is not None and job.entry[0] == 0
+
+    def _refresh(self) -> None:
+        """Queued jobs whose waiters changed take their new place in the queue."""
         for job in self._dirty:
             if job.state == QUEUED and job.waiters:
                 order = job.order()
@@ -263,33 +328,76 @@ class Engine(Slots):
                     job.entry = order
                     heapq.heappush(self._heap, (order, job.seq, job))
         self._dirty.clear()
-        self._grant()
-        while self._free() and not self._slot_waiting and self._heap:
-            order, _, job = self._heap[0]
-            if job.state != QUEUED or order != job.entry:
-                heapq.heappop(self._heap)
-                continue  # stale: re-ordered or dropped since
-            if order[0] and self.loop.time() < self._prefetch_at:  # explicit ones: all out
-                if self._timer is None:
-                    self._timer = self.loop.call_at(self._prefetch_at, self._on_timer)
-                break
-            heapq.heappop(self._heap)
-            self._start(job)
-        if not (self._live or self._queued or self._arrived or self._mail):
+
+    def _pump(self) -> None:
+        self._refresh()
+        if self._plan:
+            self._plan_prefetch()
+            self._refresh()  # the prefetch jobs just queued
+        self._fill()
+        if self.buffers.missing() and self._refill_at is None:
+            self._refill_at = self.loop.time() + REFILL_DELAY
+            self.loop.call_at(self._refill_at, self._refill)
+        if not (self._live or self._queued or self._arrived or self._mail or self._plan
+                or self._ready):
             self.idle.set()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._pump()
+    def _refill(self) -> None:
+        """Touch one tile array in advance (``Buffers``), then the next at the next turn of
+        the loop; later while arrivals wait or tiles are being posted and sent."""
+        if self._arrived or self._mail or self._ready or self._queue_explicit():
+            self._refill_at = self.loop.time() + REFILL_DELAY
+            self.loop.call_at(self._refill_at, self._refill)
+        elif self.buffers.refill():
+            self.loop.call_soon(self._refill)
+        else:
+            self._refill_at = None
+
+    def _fill(self) -> None:
+        """Free slots to the next requests: explicit ones first (a running job's next
+        request before a queued job), taking a slot from prefetch if need be; then
+        prefetch, within its share, while no explicit request waits for a slot or a
+        response."""
+        prefetch_ok: bool | None = None  # computed once needed, kept while only prefetch goes
+        counted = 0
+        while True:
+            running = self._slot_head()
+            job = self._queue_head()
+            if running is None and job is None:
+                return
+            queued_class = 2 if job is None or job.entry is None else min(job.entry[0], 1)
+            running_class = 2 if running is None else 0 if running.explicit else 1
+            if running_class <= queued_class:
+                klass, job = running_class, None
+            else:
+                klass = queued_class
+            if klass == 0:
+                if job is not None and not self._head_start(job):
+                    return
+                if not (self._free() or self._yield_prefetch()):
+                    return
+            else:
+                if prefetch_ok is None:
+                    prefetch_ok = not self._explicit_busy()
+                    counted = self._prefetch_counted()
+                if not (prefetch_ok and self._free() and counted < self.prefetch_share):
+                    return
+                counted += 1
+            if job is None:
+                self._grant_head()
+            else:
+                heapq.heappop(self._heap)
+                self._start(job)
 
     def _start(self, job: Job) -> None:
         job.state = RUNNING
         del self._queued[(id(job.array), job.key)]
         self.in_flight += 1
         self._live += 1
+        self._running.add(job)
         job.reserved = True
         self.idle.clear()
-        task = self.loop.create_task(self._run(job))
+        task = self.loop.create_task(JobRun(self, job).run())
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
 
@@ -300,65 +408,17 @@ class Engine(Slots):
         if self._open.get(okey) is job:
             del self._open[okey]
 
-    async def _run(self, job: Job) -> None:
-        engine = self
-        local: list[list[bool]] = []
-        keys: list[Hashable] = []  # the members when the job closed, in its plan's order
-        names: list[str] = []
-        settled: set[Hashable] = set()
-
-        class JobGate:
-            async def get(self, key: str, byte_range: ByteRange = None,
-                          max_bytes: int | None = None, chunks: int = 1) -> Got | None:
-                return await engine.get(job, key, byte_range, max_bytes, chunks)
-
-            async def local(self) -> None:
-                local.append(await engine.begin(job))
-
-            def done_local(self) -> None:
-                engine.end(job, local.pop())
-
-        class Members:
-            def current(self) -> Any:
-                return object_plan(job.array, job.key, list(job.members.values()))
-
-            def close(self) -> tuple[Any, list[str]]:
-                engine._close(job)
-                keys[:] = list(job.members)
-                plan = object_plan(job.array, job.key, [job.members[k] for k in keys])
-                names[:] = chunk_names(plan)
-                return plan, names
-
-        def deliver(i: int, source: Any) -> None:
-            settled.add(keys[i])
-            self._arrived.append((job, keys[i], source, names[i]))
-            self._release()
-
-        def fail(which: list[int], exc: BaseException) -> None:
-            failed = [keys[i] for i in which]
-            settled.update(failed)
-            self._chunks_failed(job, failed, exc)
-
-        try:
-            await fetch_object(job.array, Members(), JobGate(), deliver, fail, self._indexes)
-        except Stop:
-            pass
-        except BaseException as exc:  # every chunk not handed on yet fails with it
-            self._close(job)
-            left = [k for k in job.members if k not in settled]
-            settled.update(left)
-            self._chunks_failed(job, left, exc)
-            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                raise
-        finally:
-            self._close(job)
-            if job.reserved:
-                job.reserved = False
-                self.in_flight -= 1
-            job.state = DONE
-            self._live -= 1
-            self._unsent(job, [k for k in job.members if k not in settled])
-            self._release()
+    def _ended(self, job: Job, unsent: list[Hashable]) -> None:
+        """``job``'s run ended (``scheduler_fetch.JobRun``)."""
+        self._close(job)
+        if job.reserved:
+            job.reserved = False
+            self.in_flight -= 1
+        job.state = DONE
+        self._live -= 1
+        self._running.discard(job)
+        self._unsent(job, unsent)
+        self._release()
 
     def _unsent(self, job: Job, keys: list[Hashable]) -> None:
         """Chunks a stopped job never asked for: a tile that (re)joined it meanwhile gets a
@@ -392,8 +452,8 @@ class Engine(Slots):
         the loop), hand it to the tiles, then fill the free slots."""
         self._turn_posted = False
         if self._arrived:
-            self._arrived.sort(key=lambda a: a[0].order() if a[0].waiters else (2,))
-            batch, self._arrived = self._arrived[:DECODE_BATCH], self._arrived[DECODE_BATCH:]
+            self._arrived.sort(key=lambda a: a[0].order() if a[0].waiters else (3,))
+            batch, self._arrived = first_tile(self._arrived, DECODE_BATCH)
             if self._arrived:
                 self._release()
             by_array: dict[int, list[tuple[Job, Hashable, Any, str]]] = {}
