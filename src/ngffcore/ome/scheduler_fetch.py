@@ -26,6 +26,7 @@ from ngffcore.errors import ShardIndexError
 from ngffcore.store.protocol import ByteRange, Got, Suffix
 from ngffcore.zarr.array import Array
 from ngffcore.zarr.cache import MISSING, ChunkCache
+from ngffcore.zarr.cacheread import decode_to_slab
 from ngffcore.zarr.plan import ChunkPlan
 from ngffcore.zarr.sharding import (Part, ReadOptions, ShardIndex, chunk_names, locate,
                                     needs_whole_shard, shard_index, shard_requests,
@@ -266,21 +267,9 @@ def _plan_of(array: Array) -> ChunkPlan:
 
 def _decode(array: Array, cache: ChunkCache, which: list[int], sources: list[Any],
             names: list[str], results: list[Any]) -> np.ndarray:
-    """Chunks ``which`` into a new slab (one block per chunk along axis 0), as
-    ``CachedRead._decode`` lays them out; their views go into ``results``."""
-    codec = array.metadata.leaf_codec
-    chunk = codec.chunk_shape
-    ndim, c0 = len(chunk), chunk[0]
-    assert codec.pipeline is not None  # innermost chunks always have one
-    slab = cache.new_slab((len(which) * c0, *chunk[1:]), array.dtype)
-    boxes = np.zeros((len(which), 3 * ndim), dtype=np.int64)
-    boxes[:, ndim:2 * ndim] = chunk
-    boxes[:, 2 * ndim] = np.arange(len(which), dtype=np.int64) * c0
-    _core.decode_batch(codec.pipeline, slab, boxes, [sources[k] for k in which],
-                       [names[k] for k in which])
-    for p, k in enumerate(which):
-        results[k] = slab[p * c0:(p + 1) * c0]
-    return slab
+    """Chunks ``which`` into a new slab, as a read through the cache lays them out."""
+    return decode_to_slab(cache, array.metadata.leaf_codec, array.dtype, which, sources,
+                          names, results)
 
 
 class JobRun:

@@ -81,22 +81,12 @@ class CachedRead:
         """One batch, on a decoding thread: the stored chunks into a new slab (from the
         cache: recycled memory where it has some), one block per chunk along axis 0; the
         missing ones as ``MISSING``; then all of them into ``out``."""
-        codec = self.plan.codec
-        chunk = codec.chunk_shape
-        ndim, c0 = len(chunk), chunk[0]
         got: list[np.ndarray] = [MISSING] * len(which)
         present = [k for k, s in enumerate(sources) if s is not None]
         slab = None
         if present:
-            assert codec.pipeline is not None  # innermost chunks always have one
-            slab = self.cache.new_slab((len(present) * c0, *chunk[1:]), self.array.dtype)
-            boxes = np.zeros((len(present), 3 * ndim), dtype=np.int64)
-            boxes[:, ndim:2 * ndim] = chunk
-            boxes[:, 2 * ndim] = np.arange(len(present), dtype=np.int64) * c0
-            _core.decode_batch(codec.pipeline, slab, boxes, [sources[k] for k in present],
-                               [names[k] for k in present])
-            for p, k in enumerate(present):
-                got[k] = slab[p * c0:(p + 1) * c0]
+            slab = decode_to_slab(self.cache, self.plan.codec, self.array.dtype, present,
+                                  sources, names, got)
         self.scatter(got, which)
         with self._lock:
             self._batches.append((which, slab, got))
@@ -146,4 +136,24 @@ class CachedRead:
                            self.array._core_view(self.sel, self.out), boxes, sources, names)
 
 
-__all__ = ["CachedRead", "subplan"]
+def decode_to_slab(cache: Any, codec: Any, dtype: np.dtype[Any], which: list[int],
+                   sources: list[Any], names: list[str], results: list[Any]) -> np.ndarray:
+    """Chunks ``which`` (indexes into ``sources``/``names``) decoded by the innermost
+    ``codec`` into a new slab from ``cache`` (recycled memory where it has some), one block
+    per chunk along axis 0 — the layout the cache keeps; each chunk's view goes into
+    ``results[k]``. One native call."""
+    chunk = codec.chunk_shape
+    ndim, c0 = len(chunk), chunk[0]
+    assert codec.pipeline is not None  # innermost chunks always have one
+    slab: np.ndarray = cache.new_slab((len(which) * c0, *chunk[1:]), dtype)
+    boxes = np.zeros((len(which), 3 * ndim), dtype=np.int64)
+    boxes[:, ndim:2 * ndim] = chunk
+    boxes[:, 2 * ndim] = np.arange(len(which), dtype=np.int64) * c0
+    _core.decode_batch(codec.pipeline, slab, boxes, [sources[k] for k in which],
+                       [names[k] for k in which])
+    for p, k in enumerate(which):
+        results[k] = slab[p * c0:(p + 1) * c0]
+    return slab
+
+
+__all__ = ["CachedRead", "decode_to_slab", "subplan"]
