@@ -400,7 +400,7 @@ def _no_growth(image: Any, img: Loaded, n: int, cache: Any, tiles: bool, seed: i
 
 
 def _assert_no_growth(report: dict[str, Any], pool_slack: int = 0) -> None:
-    """No mismatch; RSS within RSS_TOLERANCE; descriptors and Python threads equal (for
+    """No mismatch; RSS within RSS_TOLERANCE; descriptors and Python threads no more (for
     HTTP reads: at most ``pool_slack`` more pooled connections); OS threads no more.
 
     OS threads may also be fewer: obstore's tokio runtime keeps idle blocking-pool threads
@@ -409,7 +409,9 @@ def _assert_no_growth(report: dict[str, Any], pool_slack: int = 0) -> None:
     assert report["bad"] == 0, report
     assert UNDER_SANITIZER or after["rss"] - before["rss"] < RSS_TOLERANCE, report
     assert after["fds"] <= before["fds"] + 2 * pool_slack, report  # fewer is fine: idle connections close
-    assert before["threads"] <= after["threads"] <= before["threads"] + pool_slack, report
+    # fewer is fine: threads of earlier tests (an in-process server's handlers of pooled
+    # connections that idle out) may end mid-run
+    assert after["threads"] <= before["threads"] + pool_slack, report
     assert after["tasks"] <= before["tasks"] + pool_slack, report
 
 
