@@ -220,23 +220,33 @@ def render_memory(memory: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="ratio tables from a pytest-benchmark JSON file")
+def report_cli(argv: list[str] | None, what: str, render_json: Any) -> int:
+    """A report script's command line: ``JSON [-o OUT]`` → ``render_json(path)`` (the
+    markdown) on stdout, and in OUT if given."""
+    ap = argparse.ArgumentParser(description=f"{what} from a pytest-benchmark JSON file")
     ap.add_argument("json", help="file written by --benchmark-json")
     ap.add_argument("-o", "--output", help="also write the markdown here")
     args = ap.parse_args(argv)
-    rows = rows_from_json(args.json)
-    text = render(rows, header=f"# ngffcore benchmarks ({args.json})")
-    if any(r["extra"].get("suite") == "remote" for r in rows):
-        import remote_report
-
-        text = text.rstrip() + "\n\n" + remote_report.render(rows)
+    text = render_json(args.json)
     sys.stdout.write(text)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
     return 0
 
+
+def _render_json(path: str) -> str:
+    rows = rows_from_json(path)
+    text = render(rows, header=f"# ngffcore benchmarks ({path})")
+    if any(r["extra"].get("suite") == "remote" for r in rows):
+        import remote_report
+
+        text = text.rstrip() + "\n\n" + remote_report.render(rows)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    return report_cli(argv, "ratio tables", _render_json)
 
 if __name__ == "__main__":
     sys.exit(main())

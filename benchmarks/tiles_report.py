@@ -13,7 +13,6 @@ every non-remote benchmark into ``results/latest.md``). Standalone, on a saved r
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import sys
@@ -25,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
 from servers import describe_server  # noqa: E402
-from report import _md_table, fmt_time, rows_from_json, rows_from_session, versions  # noqa: E402
+from report import _md_table, fmt_time, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-tiles-report"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -286,17 +285,8 @@ class ReportPlugin:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="tile tables from a pytest-benchmark JSON file")
-    ap.add_argument("json")
-    ap.add_argument("-o", "--output")
-    args = ap.parse_args(argv)
-    text = render(rows_from_json(args.json), header=f"# ngffcore viewer-tile benchmarks ({args.json})")
-    sys.stdout.write(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
-    return 0
-
+    return report_cli(argv, "tile tables", lambda path: render(rows_from_json(path),
+                                                          header=f"# ngffcore viewer-tile benchmarks ({path})"))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,6 @@ the session and written to ``benchmarks/results/viewer.md``. Standalone, from a 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
-from report import _md_table, fmt_time, rows_from_json, rows_from_session, versions  # noqa: E402
+from report import _md_table, fmt_time, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
 from servers import describe_server  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-viewer-report"
@@ -245,17 +244,8 @@ class ReportPlugin:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="viewer tables from a pytest-benchmark JSON file")
-    ap.add_argument("json")
-    ap.add_argument("-o", "--output")
-    args = ap.parse_args(argv)
-    text = render(rows_from_json(args.json), header=f"# ngffcore pan/zoom viewer benchmark ({args.json})")
-    sys.stdout.write(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
-    return 0
-
+    return report_cli(argv, "viewer tables", lambda path: render(rows_from_json(path),
+                                                          header=f"# ngffcore pan/zoom viewer benchmark ({path})"))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -126,13 +126,20 @@ class Slots:
                 self.in_flight -= 1
                 return True
             for get in job.gets:
-                if get[0]:
-                    get[0] = False
-                    self.in_flight -= 1
-                    self.abandoned_running += 1
+                if self._stop_counting(get):
                     self.stats["prefetch_yielded"] += 1
                     return True
         return False
+
+    def _stop_counting(self, get: list[bool]) -> bool:
+        """A request in flight runs on uncounted (abandoned or yielded); False if it was not
+        counted."""
+        if not get[0]:
+            return False
+        get[0] = False
+        self.in_flight -= 1
+        self.abandoned_running += 1
+        return True
 
     def _slot_head(self) -> Job | None:
         """The running job whose next request is first in line for a slot: explicit ones
@@ -155,10 +162,7 @@ class Slots:
         """Nobody waits for ``job`` any more: its requests in flight stop counting (they
         run on), its reserved slot and waits for one end (nothing more is sent)."""
         for get in job.gets:
-            if get[0]:
-                get[0] = False
-                self.in_flight -= 1
-                self.abandoned_running += 1
+            if self._stop_counting(get):
                 self.stats["abandoned"] += 1
         if job.reserved:  # started, nothing sent yet
             job.reserved = False
