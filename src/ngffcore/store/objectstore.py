@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from ngffcore.errors import ArgumentError, AuthError, StoreError
 from ngffcore.store.bodies import body_limit, too_large
-from ngffcore.store.fetch import BodyFailed, Declared, Headers, fetch, on_fetch_threads, on_fetch_thread, read_later
+from ngffcore.store.fetch import Body, BodyFailed, Declared, Headers, fetch, on_fetch_threads, on_fetch_thread, read_later
 from ngffcore.store.ioloop import (BODY_BUDGET, DEFAULT_MAX_BYTES_IN_FLIGHT, gather_or_cancel,
                                    hold_body, track)
 from ngffcore.store.keys import check_key
@@ -270,7 +270,19 @@ class ObjectStore:
         outcomes = await on_fetch_threads(
             [functools.partial(fetch, self.store, k, None, m, None) for k, m in zip(keys, limits)])
         out: list[Got | None] = []
-        for key, limit, outcome in zip(keys, limits, outcomes):
+        # the common outcome, a body within its limit, is counted for all at once: a dozen
+        # settles one by one cost ~0.2 ms between the last body and the decode
+        seconds = time.perf_counter() - t1
+        fine = [type(o) is Body and (m is None or len(o.data) <= m)
+                for o, m in zip(outcomes, limits)]
+        n_fine = sum(fine)
+        if n_fine:
+            self.stats.add(get=n_fine, seconds=n_fine * seconds,
+                           bytes=sum(len(o.data) for o, f in zip(outcomes, fine) if f))
+        for key, limit, outcome, ok in zip(keys, limits, outcomes, fine):
+            if ok:
+                out.append(Got(outcome.data, outcome.size))
+                continue
             got = await self._settle(key, "get", outcome, t1, limit, None)
             if isinstance(got, BodyFailed):  # sent for again, within the same retry policy
                 delay = self._retry_policy.delay(0, time.perf_counter() - t1)

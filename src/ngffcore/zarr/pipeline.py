@@ -142,6 +142,10 @@ class Budget:
 #: then reach the caller ~1 ms sooner, docs/targets.md issue 17); larger batches leave the
 #: loop free to take arrivals while they decode
 INLINE_DECODE_BYTES = 1 << 20
+#: output bytes up to which a read of whole chunks fetched together (``ByteSource.together``)
+#: is decoded in one batch on the loop's thread once all have come: a viewer tile (3 × 512 ×
+#: 512 × 2 bytes is 1.5 MiB); larger reads overlap decoding with the arrivals instead
+SMALL_OUTPUT_BYTES = 4 << 20
 
 
 def _stored_bytes(batch: list[tuple[int, Any]]) -> int:
@@ -234,6 +238,9 @@ async def _stream(store: Store, plan: ChunkPlan, out: np.ndarray, names: list[st
     decoder = _Decoder(plan, out, names, budget, decode)
     source = ByteSource(store, plan, names, decoder.put, budget.release, index_cache, options,
                         out.itemsize)
+    if out.nbytes <= SMALL_OUTPUT_BYTES and source.together(budget.limit):
+        await _together(source, plan, out, names, budget, decode)
+        return
     # the read's tasks see its budget: each GET takes room for its body before reading it
     token = BODY_BUDGET.set(budget)
     try:
@@ -262,6 +269,22 @@ async def _stream(store: Store, plan: ChunkPlan, out: np.ndarray, names: list[st
         raise
     decoder.close()
     await consumer  # cancelling the read here cancels the consumer, which waits as above
+
+
+async def _together(source: ByteSource, plan: ChunkPlan, out: np.ndarray, names: list[str],
+                    budget: Budget, decode: BatchDecoder | None) -> None:
+    """A small read of whole chunks (a viewer tile): fetched together, then decoded in one
+    native call on the loop's thread — no decoding task, queue or executor round trip
+    between the last body and the caller (docs/targets.md, issue 17)."""
+    token = BODY_BUDGET.set(budget)
+    try:
+        sources = await source.chunks()
+    finally:
+        BODY_BUDGET.reset(token)
+    try:
+        decode_chunks(plan, out, None, sources, names, decode)
+    finally:
+        budget.release(sum(len(s) for s in sources if s is not None))
 
 
 @dataclass(frozen=True)

@@ -163,22 +163,31 @@ class ByteSource:
         self.max_bytes = max_object_bytes(self.plan, self.itemsize)
         self.sem = asyncio.Semaphore(self.store.concurrency)
 
-    def jobs(self, budget_limit: int) -> list[Coroutine[Any, Any, None]]:
-        """One job per chunk object (chunk or shard); a small read of whole chunks (at most
-        the store's ``concurrency`` objects, at most ``budget_limit`` bytes even if every
-        one were as large as it may be) is one job fetching them together."""
+    def together(self, budget_limit: int) -> bool:
+        """Whether this is a small read of whole chunks, fetched together (``chunks``): at
+        most the store's ``concurrency`` objects, at most ``budget_limit`` bytes even if
+        every one were as large as it may be."""
         n = len(self.plan)
-        if not self.plan.levels and 1 < n <= self.store.concurrency \
-                and n * self.max_bytes <= budget_limit:
+        return (not self.plan.levels and 1 < n <= self.store.concurrency
+                and n * self.max_bytes <= budget_limit)
+
+    async def chunks(self) -> list[Any]:
+        """Every chunk's bytes (None: not stored), in plan order, fetched together."""
+        gots = await get_many(self.store, self.plan.keys, max_bytes=self.max_bytes)
+        return [None if got is None else got.data for got in gots]
+
+    def jobs(self, budget_limit: int) -> list[Coroutine[Any, Any, None]]:
+        """One job per chunk object (chunk or shard), or one fetching them all when they
+        come ``together``."""
+        if self.together(budget_limit):
             return [self._chunks_together()]
         if not self.plan.levels:
-            return [self._chunk(i) for i in range(n)]
+            return [self._chunk(i) for i in range(len(self.plan))]
         return [self._shard(key, members) for key, members in by_shard(self.plan).items()]
 
     async def _chunks_together(self) -> None:
-        gots = await get_many(self.store, self.plan.keys, max_bytes=self.max_bytes)
-        for i, got in enumerate(gots):
-            self.put(i, None if got is None else got.data)
+        for i, data in enumerate(await self.chunks()):
+            self.put(i, data)
 
     async def _chunk(self, i: int) -> None:
         async with self.sem:
