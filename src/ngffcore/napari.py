@@ -22,8 +22,8 @@ and otherwise :func:`read_layers`, which returns napari layer data tuples
   container: its first series. One image (not every field or series: they share one place
   in space, and a plate can hold thousands); open a field or series by its own path to see
   another (``plate.zarr/B/3/0``, ``container.zarr/1``);
-* a zipped OME-Zarr (``.ozx``, a zip whose root holds OME metadata) is taken, but reading
-  it raises :class:`ngffcore.UnsupportedError`: ngffcore has no zip store yet.
+* a zipped OME-Zarr (``.ozx``, a zip whose root holds OME metadata), local or remote: read
+  in place through ranged reads of the archive (``store/zipstore.py``), as a directory.
 
 Pixels are read by ngffcore through :class:`LevelView`: a lazy window on a
 :class:`ngffcore.Level` (numpy basic indexing composes without reading; ``numpy.asarray``
@@ -57,10 +57,10 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 import ngffcore
-from ngffcore.errors import UnsupportedError
 from ngffcore.ome.collection import Collection, Plate, Well
 from ngffcore.ome.image import Image, LabelImage, Level
 from ngffcore.ome.render import channel_settings
+from ngffcore.ome.scene import Scene
 from ngffcore.store.location import REMOTE_SCHEMES
 from ngffcore.zarr.cache import ChunkCache
 from ngffcore.zarr.plan import normalize_selection
@@ -171,11 +171,6 @@ def read_layers(path: Any) -> list[LayerData]:
 
 
 def _read_location(location: str) -> list[LayerData]:
-    if _kind(location) == "zip":
-        # the manifest takes *.ozx so napari offers this reader for them; ngffcore has no
-        # zip store yet, and a clear refusal beats napari's "no reader returned data"
-        raise UnsupportedError(f"{location} is a zipped OME-Zarr (.ozx): ngffcore does not "
-                               f"read zip files yet; unzip it and open the directory")
     node = ngffcore.open(location)
     image = first_image(node)
     base = _base_name(location)
@@ -191,9 +186,13 @@ def _read_location(location: str) -> list[LayerData]:
     return layers
 
 
-def first_image(node: Image | Plate | Well | Collection) -> Image:
+def first_image(node: Image | Plate | Well | Collection | Scene) -> Image:
     """The image a location shows: itself, a plate's first well's first field, a well's
-    first field, a container's first series."""
+    first field, a container's first series, a scene's first image (by path)."""
+    if isinstance(node, Scene):
+        if not node.images:
+            raise ngffcore.MetadataError("the scene references no image", path=node.url)
+        return node.images[min(node.images)]
     if isinstance(node, Plate):
         if not node.wells:
             raise ngffcore.MetadataError("the plate lists no wells", path=node.url)

@@ -255,14 +255,19 @@ def _zip_dir(src: Path, dest: Path) -> Path:
     return dest
 
 
-def test_zipped_ome_zarr_is_taken_and_refused_with_the_reason(data: dict[str, Any],
-                                                               tmp_path: Path) -> None:
-    """A .ozx holding OME metadata is OME-Zarr (the reader is offered), but ngffcore has no
-    zip store yet: reading says so. A zip without OME metadata is not taken."""
-    ozx = _zip_dir(data["img05"].path, tmp_path / "image.ozx")
+def test_zipped_ome_zarr_is_read_in_place(data: dict[str, Any], tmp_path: Path,
+                                          identical: Any) -> None:
+    """A .ozx holding OME metadata is OME-Zarr: the reader is offered and reads it through
+    the zip store, the same layers and pixels as the directory. A zip without OME metadata
+    is not taken."""
+    exp = data["img05"]
+    ozx = _zip_dir(exp.path, tmp_path / "image.ozx")
     assert get_reader(str(ozx)) is read_layers
-    with pytest.raises(ngffcore.UnsupportedError, match="zip"):
-        read(ozx)
+    layers = read(ozx)
+    assert [t for _, _, t in layers] == [t for _, _, t in read(exp.path)]
+    views, kw, _ = layers[0]
+    assert kw["name"] == ["DAPI", "GFP"]
+    identical(np.asarray(views[0][1][5, 10:50, 20:70]), exp.levels[0].data[1, 5, 10:50, 20:70])
     other = tmp_path / "other.ozx"
     with zipfile.ZipFile(other, "w") as zf:
         zf.writestr("zarr.json", json.dumps({"zarr_format": 3, "node_type": "group",

@@ -8,6 +8,7 @@ from ngffcore.store.memory import MemoryStore
 from ngffcore.store.objectstore import ObjectStore
 from ngffcore.store.protocol import ByteRange, Got, Store, Suffix
 from ngffcore.store.sync import run_sync
+from ngffcore.store.zipstore import ZipStore
 
 __all__ = ["ByteRange", "Got", "LocalStore", "MemoryStore", "ObjectStore", "Store", "Suffix",
-           "open_store", "run_sync"]
+           "ZipStore", "open_store", "run_sync"]
