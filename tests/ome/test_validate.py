@@ -727,5 +727,5 @@ def test_packaged_schemas_resolve_offline() -> None:
             # a ref-following walk: iter_errors resolves every $ref it meets
             list(validator.iter_errors({"ome": {"version": version}, "multiscales": [{}]}))
     with pytest.raises(Unresolvable):
-        registry.resolver().lookup("https://ngff.openmicroscopy.org/0.6/schemas/image.schema")
+        registry.resolver().lookup("https://ngff.openmicroscopy.org/0.7/schemas/image.schema")
     assert (root / "PROVENANCE.md").is_file()

@@ -7,9 +7,14 @@ Every problem found is returned (nothing stops at the first one), each as a
 
 Which schemas apply is decided by what the group holds: ``multiscales`` → image,
 ``image-label`` → label, ``plate``, ``well``, ``bioformats2raw.layout`` → bf2raw,
-``series`` → ome (the bioformats2raw ``OME`` group). A ``labels`` group has no schema; only
-its rule is checked. The version comes from the metadata itself (0.5: ``ome.version``;
-0.4: the ``version`` of the multiscales, image-label, plate or well).
+``series`` → ome (the bioformats2raw ``OME`` group), ``scene`` → scene (0.6). A ``labels``
+group has no schema; only its rule is checked. The version comes from the metadata itself
+(0.5 and 0.6: ``ome.version``, where ``"0.6"`` and ``"0.6rc0"`` both select the packaged
+0.6rc0 schemas; 0.4: the ``version`` of the multiscales, image-label, plate or well).
+
+0.6 groups get the 0.6 rules (``validate_rules_06``, ``validate_transforms_06``) in place of
+the 0.4/0.5 axes and transform rules; the groups that their transformations reference by
+``path`` (a label image's, a scene's images) are read too, for their coordinate systems.
 
 Severity. ``error``: the specification (a MUST) or the Zarr format is broken, or the data
 cannot be interpreted. ``warning``: a SHOULD is missed, or something is legal but almost
@@ -41,13 +46,22 @@ from typing import Any
 
 from ngffcore.errors import MetadataError, NotFoundError, StoreError, UnsupportedError
 from ngffcore.ome.group import OME_KEYS, check_zarr_format
-from ngffcore.ome.validate_rules import LevelDoc, Problem, Rules, error_text, raw_level
+from ngffcore.ome.validate_rules import LevelDoc, Problem, error_text, raw_level
+from ngffcore.ome.validate_rules_06 import (
+    VERSIONS_06,
+    External,
+    Rules06,
+    coordinate_system_lists,
+    referenced_group,
+    referenced_paths,
+)
 from ngffcore.ome.validate_schema import (
     SCHEMA_VERSIONS,
     SCHEMAS,
     require_jsonschema,
     schema_message,
     schema_validator,
+    schemas_for,
     shorten,
 )
 from ngffcore.store.fanout import gather_bounded
@@ -64,6 +78,9 @@ _OLD_VERSIONS = ("0.1", "0.2", "0.3")
 # keys that make a group an OME-Zarr node ("omero" alone does not): the schema kinds, then
 # labels groups
 _KIND_KEYS = tuple(key for key, _ in SCHEMAS) + ("labels",)
+# most groups that 0.6 transformations may reference and have read (a hostile document could
+# otherwise make one validation issue any number of requests)
+_MAX_REFERENCED = 1024
 # keys that carry a version in 0.4 (bioformats2raw and labels groups have none)
 _V2_VERSIONED = ("multiscales", "image-label", "plate", "well")
 
@@ -96,7 +113,7 @@ class _Group:
     attributes: dict[str, Any]
 
 
-class _Checker(Rules):
+class _Checker(Rules06):
     """One validation run: reads what it needs from ``store`` and collects problems."""
 
     def __init__(self, store: Store, strict: bool) -> None:
@@ -142,6 +159,12 @@ class _Checker(Rules):
         if version is None:
             return
         self.check_schemas(version, attrs, ome)
+        if version == "0.6":
+            self.check_ome_06(ome, where)
+            return
+        if "scene" in ome:
+            self.add("version", f"{where}scene: scene metadata is new in OME-Zarr 0.6; this "
+                     f"group is {version} (the scene was not checked)")
         self.check_ome(ome, where, group)
 
     def read_group(self, zarr_format: int | None) -> _Group | None:
@@ -219,6 +242,8 @@ class _Checker(Rules):
             return "0.5"
         if version == "0.5":
             return "0.5"
+        if version in VERSIONS_06:
+            return "0.6"
         if version in _OLD_VERSIONS + ("0.4",):
             self.add("version", f"version {version!r} is defined on Zarr v2 (.zattrs); a Zarr "
                      "v3 group holds OME-Zarr 0.5 or later (nothing else was checked)")
@@ -252,8 +277,8 @@ class _Checker(Rules):
         if version in _OLD_VERSIONS:
             self.add("version", f"version {version!r} predates the packaged schemas "
                      f"({', '.join(SCHEMA_VERSIONS)}): nothing else was checked")
-        elif version == "0.5":
-            self.add("version", "version '0.5' requires Zarr v3 (zarr.json with "
+        elif version == "0.5" or version in VERSIONS_06:
+            self.add("version", f"version {version!r} requires Zarr v3 (zarr.json with "
                      "attributes['ome']), but this is a Zarr v2 group (nothing else was checked)")
         else:
             self.unknown_version(version)
@@ -265,14 +290,25 @@ class _Checker(Rules):
 
     # -- schema -------------------------------------------------------------------------------
     def check_schemas(self, version: str, attrs: dict[str, Any], ome: dict[str, Any]) -> None:
-        for key, name in SCHEMAS:
-            if key not in ome:
-                continue
-            validator = schema_validator(version, name, self.strict)
-            errors = sorted(validator.iter_errors(attrs),
-                            key=lambda e: [str(p) for p in e.absolute_path])
-            for error in errors:
-                self.add("schema", schema_message(error))
+        if version == "0.6" and ome.get("version") == "0.6":
+            # the packaged 0.6rc0 schemas' version enum predates the release: "0.6" is let
+            # through as "0.6rc0" (nothing else is changed)
+            attrs = {**attrs, "ome": {**ome, "version": "0.6rc0"}}
+        for key, name in schemas_for(version):
+            if key in ome:
+                self.schema_errors(schema_validator(version, name, self.strict), attrs, ())
+        if version == "0.6" and self.strict:
+            # the spec's axis types are a SHOULD that upstream's strict_image schema does not
+            # apply; strict_coordinate_systems says it, so strict mode applies it
+            validator = schema_validator(version, "strict_coordinate_systems", False)
+            for prefix, systems in coordinate_system_lists(ome):
+                self.schema_errors(validator, systems, prefix)
+
+    def schema_errors(self, validator: Any, doc: Any, prefix: tuple[Any, ...]) -> None:
+        errors = sorted(validator.iter_errors(doc),
+                        key=lambda e: [str(p) for p in e.absolute_path])
+        for error in errors:
+            self.add("schema", schema_message(error, prefix))
 
     # -- semantic rules -----------------------------------------------------------------------
     def check_ome(self, ome: dict[str, Any], where: str, group: _Group) -> None:
@@ -285,6 +321,11 @@ class _Checker(Rules):
                                                  is_label="image-label" in ome)
                     if i == 0:
                         first = seen
+        self.check_others(ome, where, first)
+
+    def check_others(self, ome: dict[str, Any], where: str,
+                     first: tuple[list[dict[str, Any]] | None, LevelDoc | None]) -> None:
+        """omero, image-label, plate, well and labels (the same rules in every version)."""
         if isinstance(ome.get("omero"), dict):
             self.check_omero(ome["omero"], f"{where}omero", *first)
         if isinstance(ome.get("image-label"), dict):
@@ -299,6 +340,55 @@ class _Checker(Rules):
             if not isinstance(labels, list) or not all(isinstance(p, str) for p in labels):
                 self.add("labels", f"{where}labels must be a list of paths to label images, not "
                          f"{shorten(repr(labels))}")
+
+    def check_ome_06(self, ome: dict[str, Any], where: str) -> None:
+        """The 0.6 rules: multiscales with coordinate systems, scenes, then the rest. Groups
+        that transformations reference by path are read first (all at once)."""
+        external = self.read_referenced(referenced_paths(ome))
+        self.check_referenced_versions(external, ome.get("version"))
+        first: tuple[list[dict[str, Any]] | None, LevelDoc | None] = (None, None)
+        multiscales = ome.get("multiscales")
+        for i, ms in enumerate(multiscales if isinstance(multiscales, list) else []):
+            if not isinstance(ms, dict):
+                continue
+            ms_where = f"{where}multiscales[{i}]"
+            axes, paths = self.check_multiscale_06(ms, ms_where, external)
+            levels = self.read_levels(paths, 3, f"{ms_where}.datasets")
+            # 0.6 says nothing of dimension_names: they are not compared with the axes
+            self.check_levels(levels, axes, 3, "image-label" in ome, dimension_names=False)
+            if i == 0:
+                first = (axes, levels[0] if levels and levels[0].index == 0 else None)
+        if isinstance(ome.get("scene"), dict):
+            self.check_scene(ome["scene"], f"{where}scene", external)
+        self.check_others(ome, where, first)
+
+    def read_referenced(self, paths: list[str]) -> External:
+        """The groups that transformations reference by path, as far as they are usable."""
+        external: External = {}
+        wanted: list[tuple[str, str]] = []
+        if len(paths) > _MAX_REFERENCED:
+            self.add("ngffcore-support", f"transformations reference {len(paths)} groups; only "
+                     f"the first {_MAX_REFERENCED} were read (references to the others were "
+                     "not checked)", severity="warning")
+            paths = paths[:_MAX_REFERENCED]
+        for path in paths:
+            key = f"{path.strip('/')}/zarr.json"
+            try:
+                if not path.strip("/"):
+                    raise StoreError("empty path")
+                check_key(key)
+            except StoreError:
+                external[path] = "does not name a group inside this one"
+                continue
+            wanted.append((path, key))
+        for (path, key), raw in zip(wanted, self.fetch([key for _, key in wanted])):
+            if raw is None:
+                external[path] = f"no Zarr group there (no {key})"
+                continue
+            doc = self.load_json(raw, key)
+            external[path] = f"{key} is not usable JSON" if doc is None \
+                else referenced_group(doc)
+        return external
 
     def check_multiscale(self, ms: dict[str, Any], where: str, group: _Group, *,
                          is_label: bool) -> tuple[list[dict[str, Any]] | None, LevelDoc | None]:

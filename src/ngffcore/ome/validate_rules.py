@@ -169,7 +169,10 @@ class Rules:
 
     # -- levels -------------------------------------------------------------------------------
     def check_levels(self, levels: list[LevelDoc], axes: list[dict[str, Any]] | None,
-                     zarr_format: int, is_label: bool) -> None:
+                     zarr_format: int, is_label: bool, *, dimension_names: bool = True
+                     ) -> None:
+        """Level ndim against the axes, dimension_names (v3, unless ``dimension_names`` is
+        False), shapes non-increasing, one dtype, integer labels."""
         names = [a.get("name") for a in axes] if axes is not None else None
         for level in levels:
             if level.shape is None:
@@ -179,7 +182,7 @@ class Rules:
                          f"{count_of(len(level.shape), 'dimension')}; the multiscale has "
                          f"{count_of(len(names), 'axis')}",
                          path=level.key)
-            elif (names is not None and zarr_format == 3
+            elif (names is not None and zarr_format == 3 and dimension_names
                   and all(isinstance(n, str) for n in names)):
                 if level.dimension_names is None:
                     self.add("dimension-names", f"no dimension_names; OME-Zarr 0.5 wants the "

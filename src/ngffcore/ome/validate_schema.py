@@ -1,6 +1,7 @@
 """The official OME-NGFF JSON schemas for :func:`ngffcore.validate`: the packaged schemas
-of each version (``ngffcore/schemas/<version>``), resolved offline, a validator per (version,
-schema, strict), and one-line messages for their errors.
+of each version (``ngffcore/schemas/<version>``: 0.4, 0.5, and 0.6 = the 0.6rc0 schemas),
+resolved offline, a validator per (version, schema, strict), and one-line messages for their
+errors.
 
 ``jsonschema`` and ``referencing`` are imported only inside these functions (``pip install
 'ngffcore[validate]'``): importing ngffcore does not need them.
@@ -15,11 +16,13 @@ from collections.abc import Iterable
 from typing import Any
 
 #: OME-NGFF versions whose official schemas are packaged (``ngffcore/schemas/<version>``)
-SCHEMA_VERSIONS = ("0.4", "0.5")
+SCHEMA_VERSIONS = ("0.4", "0.5", "0.6")
 
 #: group key → schema (file name without ".schema"), in the order they are applied
 SCHEMAS = (("multiscales", "image"), ("image-label", "label"), ("plate", "plate"),
-           ("well", "well"), ("bioformats2raw.layout", "bf2raw"), ("series", "ome"))
+           ("well", "well"), ("bioformats2raw.layout", "bf2raw"), ("series", "ome"),
+           ("scene", "scene"))
+_SINCE_06 = frozenset({"scene"})
 _HAS_STRICT = frozenset({"image", "label", "plate", "well"})
 _SCHEMA_HOST = "https://ngff.openmicroscopy.org"
 _MAX_MESSAGE = 400
@@ -33,6 +36,12 @@ def require_jsonschema() -> None:
     except ImportError as exc:
         raise ImportError("ngffcore.validate() needs the jsonschema package: "
                           "pip install 'ngffcore[validate]'") from exc
+
+
+def schemas_for(version: str) -> tuple[tuple[str, str], ...]:
+    """The (group key, schema) pairs of ``version`` (``scene`` is new in 0.6)."""
+    return tuple((key, name) for key, name in SCHEMAS
+                 if version == "0.6" or name not in _SINCE_06)
 
 
 def _schema_url(version: str, name: str) -> str:
@@ -77,8 +86,9 @@ def schema_validator(version: str, name: str, strict: bool) -> Any:
     return Draft202012Validator(schema, registry=schemas)
 
 
-def schema_message(error: Any) -> str:
-    where = _json_path(error.absolute_path)
+def schema_message(error: Any, prefix: tuple[Any, ...] = ()) -> str:
+    """One line: where in the attributes (``prefix`` + the error's path) and what is wrong."""
+    where = _json_path((*prefix, *error.absolute_path))
     message = error.message
     closest = _closest_branch(error.context) if error.context else None
     if closest is not None:
@@ -112,5 +122,5 @@ def shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 1] + "…"
 
 
-__all__ = ["SCHEMA_VERSIONS", "SCHEMAS", "require_jsonschema", "registry", "schema_validator",
-           "schema_message", "shorten"]
+__all__ = ["SCHEMA_VERSIONS", "SCHEMAS", "schemas_for", "require_jsonschema", "registry",
+           "schema_validator", "schema_message", "shorten"]
