@@ -40,6 +40,8 @@ from ngffcore.ome.image import Image, LabelImage, Level, Region
 from ngffcore.ome.scheduler import Scheduler
 from ngffcore.ome.multiscales import Axis, Channel, Window
 from ngffcore.ome.node import open, open_async
+from ngffcore.ome.scene import Scene, open_scene, open_scene_async
+from ngffcore.ome.transforms import CoordinateSystem, SystemRef, Transform
 from ngffcore.ome.writer import write_image, write_labels
 from ngffcore.ome.plate_writer import PlateWriter, write_plate
 # validate() imports jsonschema only when called: ngffcore itself does not need it
@@ -66,6 +68,12 @@ __all__ = [
     "create_array",
     "open",
     "open_async",
+    "open_scene",
+    "open_scene_async",
+    "Scene",
+    "CoordinateSystem",
+    "SystemRef",
+    "Transform",
     "write_image",
     "write_labels",
     "write_plate",

@@ -21,7 +21,7 @@ MAX_OME_XML_BYTES = 256 * 2**20
 MAX_LEVELS = 256
 #: OME-NGFF versions whose layout ngffcore knows; a document without a version is read by
 #: its layout (as ome-zarr-py does)
-KNOWN_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5")
+KNOWN_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")
 
 _lock = threading.Lock()
 _max_read_bytes = 64 * 2**30

@@ -31,35 +31,10 @@ from ngffcore.ome.transforms import (
     parse_coordinate_systems,
     parse_transform,
 )
+from spec_json import strip_comments
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "ngff-spec" / "0.6" / "examples"
 TRANSFORMATIONS = EXAMPLES / "transformations"
-
-
-def strip_comments(text: str) -> str:
-    """JSON with ``//`` line comments (as the spec's examples have) → plain JSON; ``//``
-    inside strings is kept."""
-    out, in_string, i = [], False, 0
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\":
-                out.append(text[i + 1])
-                i += 1
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif text.startswith("//", i):
-            while i < len(text) and text[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def load_example(path: Path) -> Any:

@@ -22,6 +22,7 @@ import pytest
 
 import ngffcore
 from ngffcore import NotFoundError, Problem, validate
+from spec_json import strip_comments
 
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("jsonschema")
@@ -32,32 +33,6 @@ FORMATS = pytest.mark.parametrize("fmt", [2, 3], ids=["v2-0.4", "v3-0.5"])
 
 
 # -- writing groups ---------------------------------------------------------------------------
-
-def strip_comments(text: str) -> str:
-    """The spec examples' ``//`` comments removed (outside strings only)."""
-    out: list[str] = []
-    i, in_string = 0, False
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\":
-                out.append(text[i + 1])
-                i += 1
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            i = len(text) if end < 0 else end
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
 
 def write_json(path: Path, doc: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

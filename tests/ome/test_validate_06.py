@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ngffcore import Problem, validate
+from spec_json import strip_comments
 
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("jsonschema")
@@ -61,11 +62,6 @@ REFERENCED = {
 
 
 # -- writing groups ---------------------------------------------------------------------------
-
-def strip_comments(text: str) -> str:
-    """The spec examples' ``//`` comments removed (they sit on lines of their own)."""
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
-
 
 def write_json(path: Path, doc: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

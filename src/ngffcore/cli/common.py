@@ -16,6 +16,7 @@ from ngffcore.errors import MetadataError, NgffError
 from ngffcore.ome.collection import Collection, Plate, Well
 from ngffcore.ome.image import Image
 from ngffcore.ome.region import Interval
+from ngffcore.ome.scene import Scene
 from ngffcore.store.location import open_store
 from ngffcore.store.protocol import Store
 from ngffcore.zarr.array import Array
@@ -138,12 +139,16 @@ def open_node(store: Store, args: argparse.Namespace, multiscale: int = 0) -> No
     """What ``ngffcore.open`` finds in ``store``; a plain Zarr array when it finds an array
     instead of an OME-Zarr group (the original error stands if that fails too)."""
     try:
-        return ngffcore.open(store, zarr_format=args.zarr_format, multiscale=multiscale)
+        node = ngffcore.open(store, zarr_format=args.zarr_format, multiscale=multiscale)
     except MetadataError as exc:
         try:
             return ngffcore.open_array(store, zarr_format=args.zarr_format)
         except NgffError:
             raise exc from None
+    if isinstance(node, Scene):  # a 0.6 scene: its images are what the commands read
+        raise CliError(f"{args.location} is an OME-NGFF scene of the images "
+                       f"{sorted(node.images)}: give one of them as the location")
+    return node
 
 
 

@@ -19,7 +19,8 @@ from typing import Any
 from ngffcore.zarr.cache import ChunkCache
 from ngffcore.errors import MetadataError, NotFoundError, SelectionError
 from ngffcore.ome.group import GroupMetadata, child_group_async
-from ngffcore.ome.image import Image, open_image_async
+from ngffcore.ome.image import Image
+from ngffcore.ome.image_open import open_image_async
 from ngffcore.zarr.metadata import ArrayMetadata
 from ngffcore.ome.multiscales import (
     Acquisition,

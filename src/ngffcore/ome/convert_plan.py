@@ -129,10 +129,13 @@ class Walker:
     def _group(self, path: str, group: GroupMetadata) -> tuple[dict[str, Any], dict[str, Any]]:
         found = group.version
         # "0.4.0", "0.5-dev": the major.minor prefix decides (as the reader's)
-        if group.ome and found is not None and re.sub(r"^(\d+\.\d+).*", r"\1", found) \
-                not in KNOWN_VERSIONS:
+        major = None if found is None else re.sub(r"^(\d+\.\d+).*", r"\1", found)
+        if group.ome and major is not None and major not in KNOWN_VERSIONS:
             raise UnsupportedError(f"OME-NGFF {found} metadata cannot be converted (known: "
                                    f"{', '.join(KNOWN_VERSIONS)})", path=group.url)
+        if group.ome and major == "0.6":  # read, but its coordinate systems have no 0.5 form
+            raise UnsupportedError(f"OME-NGFF {found} metadata cannot be converted yet "
+                                   f"(0.6 is read, not converted)", path=group.url)
         return _split(group)
 
     def _layout(self, group: GroupMetadata, content: dict[str, Any],

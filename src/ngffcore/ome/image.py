@@ -1,8 +1,9 @@
-"""Multiscale images: :class:`Image` (levels, axes, channels, labels; reads of physical
-regions, tiles and their rendering) and :func:`open_image_async`, which builds one from its
-group's metadata. The levels are :class:`Level` (``ome/level.py``); the image's geometry
-(axis roles, default plane, channel and level checks) is its :class:`Geometry`
-(``ome/geometry.py``).
+"""Multiscale images: :class:`Image` (levels, axes, channels, labels, coordinate systems
+and transforms; reads of physical regions, tiles and their rendering). The levels are
+:class:`Level` (``ome/level.py``); the image's geometry (axis roles, default plane, channel
+and level checks) is its :class:`Geometry` (``ome/geometry.py``); its coordinate model
+(OME-NGFF 0.6: systems, transforms) its :class:`ImageSpace` (``ome/multiscales_06.py``);
+:func:`open_image_async` (``ome/image_open.py``) builds one from its group's metadata.
 
 An image's metadata is read once, at open: the group document, then every level's array
 metadata concurrently (or from consolidated metadata, or from a plate's first field). Images
@@ -13,31 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ngffcore.zarr.array import Array
 from ngffcore.zarr.cache import ChunkCache
-from ngffcore.errors import MetadataError, NotFoundError, SelectionError
+from ngffcore.errors import NotFoundError, SelectionError
 from ngffcore.store.fanout import gather_bounded
+from ngffcore.ome.coordinate_graph import TransformGraph
 from ngffcore.ome.geometry import Geometry
-from ngffcore.ome.group import GroupMetadata, child_group_async, consolidated_child
-from ngffcore.zarr.metadata import ArrayMetadata, parse_v3
+from ngffcore.ome.image_coords import ImageCoordinates
+from ngffcore.ome.group import GroupMetadata, child_group_async
 from ngffcore.ome.multiscales import (
     Axis,
     Channel,
     LabelInfo,
     Multiscale,
-    infer_transforms,
     parse_channels,
-    parse_image_label,
     parse_label_names,
-    parse_multiscales,
 )
+from ngffcore.ome.multiscales_06 import ImageSpace, space_05
 from ngffcore.ome.level import Level, Region
-from ngffcore.ome.region import Interval, axis_box, choose_level, region_intervals
+from ngffcore.ome.region import Interval, Placement, choose_level, region_intervals
 from ngffcore.store.stats import RequestStats
 from ngffcore.store.protocol import Store
 from ngffcore.store.ioloop import run_on_io_loop
@@ -45,15 +44,22 @@ from ngffcore.ome.tile import TileRequest
 from ngffcore.ome.scheduler import Scheduler
 
 
-class Image:
-    """A multiscale image (OME-NGFF 0.1–0.5). Thread-safe.
+class Image(ImageCoordinates):
+    """A multiscale image (OME-NGFF 0.1–0.6). Thread-safe.
 
-    ``levels`` are finest first. ``axes``, ``name``, ``version`` describe the multiscale used
-    (the group's first unless another was asked for); ``metadata`` is the group's raw
-    attributes; ``channels`` come from ``omero``; ``labels`` maps label names to
-    :class:`LabelImage` (read on first use). ``geometry`` says where the t/c/z/y/x axes are,
-    the default plane and the channel count, and checks level and channel indexes.
+    ``levels`` are finest first. ``axes`` (one per array dimension), ``name``, ``version``
+    describe the multiscale used (the group's first unless another was asked for);
+    ``metadata`` is the group's raw attributes; ``channels`` come from ``omero``; ``labels``
+    maps label names to :class:`LabelImage` (read on first use). ``geometry`` says where the
+    t/c/z/y/x axes are, the default plane and the channel count, and checks level and
+    channel indexes. ``coordinate_systems``, ``intrinsic`` and :meth:`transform` are the
+    coordinate model (0.1–0.5: one system, ``"intrinsic"``).
     """
+
+    #: builds an image from its group's metadata (labels, other multiscales):
+    #: ``image_open.open_image_async``, set by that module, which imports this one (layers
+    #: and modules import downwards only)
+    _opener: ClassVar[Callable[..., Awaitable["Image"]]]
 
     def __init__(self, store: Store, group: GroupMetadata, multiscales: tuple[Multiscale, ...],
                  index: int, levels: tuple[Level, ...], cache: ChunkCache | None = None
@@ -67,11 +73,16 @@ class Image:
         self._ms = multiscales[index]
         self.levels = levels
         self.channels: tuple[Channel, ...] = parse_channels(group.ome)
+        self._space: ImageSpace = self._ms.space or space_05(self._ms.axes)
+        aligned = all(lvl.is_axis_aligned for lvl in levels)
         #: where the t/c/z/y/x axes are, the default plane, channel and level checks
         self.geometry = Geometry.of(self._ms.axes, [lvl.shape for lvl in levels], group.ome,
-                                    [(lvl.scale, lvl.translation) for lvl in levels])
+                                    [(lvl.scale, lvl.translation) for lvl in levels]
+                                    if aligned else None)
         self._labels: dict[str, LabelImage] | None = None
         self._labels_lock = threading.Lock()
+        self._graph: TransformGraph | None = None
+        self._placements: dict[tuple[int, str], Placement] = {}
 
     # -- pickling (dask workers) -----------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -82,6 +93,7 @@ class Image:
         state = dict(self.__dict__)
         del state["_labels_lock"]
         state["cache"] = None
+        state["_graph"] = None  # rebuilt on first use
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -93,22 +105,27 @@ class Image:
                 *, center: Mapping[str, float] | None = None,
                 size: Mapping[str, float] | None = None,
                 resolution: float | Mapping[str, float] | None = None,
-                chunks: Any = None, block_bytes: int | None = None) -> Any:
+                chunks: Any = None, block_bytes: int | None = None,
+                coordinate_system: str | None = None) -> Any:
         """A level (``level``, else ``level_for(resolution)``, else 0), or the pixel box of a
-        physical region of it (``region`` / ``center`` + ``size`` as in
-        :meth:`read_region`; the box is :meth:`region_box`'s), as a ``dask.array.Array``.
+        physical region of it (``region`` / ``center`` + ``size`` as in :meth:`read_region`,
+        in ``coordinate_system``; the box is :meth:`region_box`'s), as a
+        ``dask.array.Array``.
         Blocks follow :meth:`Array.to_dask`'s rule on the level's global storage grid: a
         region's first and last blocks along an axis are clipped, never shifted. Needs
         ``dask[array]``."""
         from ngffcore.dask import to_dask
 
         index, box = self.region_box(region, center=center, size=size,
-                                     resolution=resolution, level=level)
+                                     resolution=resolution, level=level,
+                                     coordinate_system=coordinate_system)
         return to_dask(self.levels[index], chunks=chunks, block_bytes=block_bytes, box=box)
 
     # -- description -----------------------------------------------------------------------
     @property
     def axes(self) -> tuple[Axis, ...]:
+        """One per array dimension (0.6: the intrinsic system's axes, in the order level 0
+        maps the array axes to them)."""
         return self._ms.axes
 
     @property
@@ -180,7 +197,7 @@ class Image:
         return run_on_io_loop(self.open_multiscale_async(index))
 
     async def open_multiscale_async(self, index: int) -> "Image":
-        return await open_image_async(self._store, self._group, index, cache=self.cache)
+        return await Image._opener(self._store, self._group, index, cache=self.cache)
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -210,42 +227,50 @@ class Image:
 
         async def open_label(name: str) -> Image:
             label_group = await child_group_async(self._store, group, name)
-            return await open_image_async(self._store, label_group, label=True,
-                                          cache=self.cache)
+            return await Image._opener(self._store, label_group, label=True, cache=self.cache)
 
         # bounded (a group may list thousands of labels) and cancelled on the first failure
         images = await gather_bounded(self._store, (open_label(n) for n in names))
         return {n: img for n, img in zip(names, images) if isinstance(img, LabelImage)}
 
     # -- level choice and physical regions -----------------------------------------------
-    def level_for(self, resolution: float | Mapping[str, float]) -> int:
+    def level_for(self, resolution: float | Mapping[str, float], *,
+                  coordinate_system: str | None = None) -> int:
         """Index of the coarsest level whose pixel size is ≤ ``resolution`` (in the axes'
         units; a number applies to every spatial axis, a mapping names axes) on every named
-        axis; 0 if no level is that fine."""
-        return choose_level(self.axes, [lvl.scale for lvl in self.levels], resolution)
+        axis; 0 if no level is that fine. ``coordinate_system`` (None: intrinsic) names the
+        axes and units; under an affine a pixel's size along an axis is the width of its
+        bounding box there."""
+        if coordinate_system is None and all(lvl.is_axis_aligned for lvl in self.levels):
+            return choose_level(self.axes, [lvl.scale for lvl in self.levels], resolution)
+        system = self.coordinate_system(coordinate_system)
+        sizes = [self.placement(k, system.name).pixel_size() for k in range(len(self.levels))]
+        return choose_level(system.axes, sizes, resolution)
 
     def region_box(self, region: Mapping[str, Interval] | None = None, *,
                    center: Mapping[str, float] | None = None,
                    size: Mapping[str, float] | None = None,
                    resolution: float | Mapping[str, float] | None = None,
-                   level: int | None = None) -> tuple[int, tuple[tuple[int, int], ...]]:
+                   level: int | None = None, coordinate_system: str | None = None
+                   ) -> tuple[int, tuple[tuple[int, int], ...]]:
         """The level and half-open pixel box that :meth:`read_region` would read."""
         if level is not None and resolution is not None:
             raise SelectionError("give a resolution or a level, not both")
         if level is None:
-            level = 0 if resolution is None else self.level_for(resolution)
+            level = 0 if resolution is None else self.level_for(
+                resolution, coordinate_system=coordinate_system)
         level = self.geometry.check_level(level)
-        lvl = self.levels[level]
-        intervals = region_intervals(self.axes, region, center, size)
-        box = tuple(axis_box(iv, s, t, n) for iv, s, t, n in
-                    zip(intervals, lvl.scale, lvl.translation, lvl.shape))
+        system = self.coordinate_system(coordinate_system)
+        intervals = region_intervals(system.axes, region, center, size)
+        box = self.placement(level, system.name).box(intervals, self.levels[level].shape)
         return level, box
 
     def read_region(self, region: Mapping[str, Interval] | None = None, *,
                     center: Mapping[str, float] | None = None,
                     size: Mapping[str, float] | None = None,
                     resolution: float | Mapping[str, float] | None = None,
-                    level: int | None = None, out: np.ndarray | None = None) -> Region:
+                    level: int | None = None, out: np.ndarray | None = None,
+                    coordinate_system: str | None = None) -> Region:
         """Read a region given in physical units (the axes' units).
 
         ``region`` maps axis names to half-open ``(start, stop)`` intervals, to a point
@@ -253,24 +278,32 @@ class Image:
         mappings. Unnamed axes are read whole. The level is ``level``, else
         ``level_for(resolution)``, else 0. Pixels whose centres lie in the interval are read
         (docs/ome.md). ``out`` as in :meth:`Array.read`.
+
+        ``coordinate_system`` (0.6; None: the intrinsic one) is the system whose axes the
+        region names. Through a scale + translation (axes possibly permuted) the rule above
+        applies axis by axis; through an affine or rotation nothing is resampled: the
+        pixels of the bounding box (in array space) of the region's preimage are read, and
+        :attr:`Region.affine` maps them into the system (docs/ome.md, "OME-NGFF 0.6").
         """
         index, box = self.region_box(region, center=center, size=size,
-                                     resolution=resolution, level=level)
+                                     resolution=resolution, level=level,
+                                     coordinate_system=coordinate_system)
         data = self.levels[index].read(tuple(slice(a, b) for a, b in box), out=out)
-        return self._region(index, box, data)
+        return self._region(index, box, data, coordinate_system)
 
     async def read_region_async(self, region: Mapping[str, Interval] | None = None, *,
                                 center: Mapping[str, float] | None = None,
                                 size: Mapping[str, float] | None = None,
                                 resolution: float | Mapping[str, float] | None = None,
-                                level: int | None = None, out: np.ndarray | None = None
-                                ) -> Region:
+                                level: int | None = None, out: np.ndarray | None = None,
+                                coordinate_system: str | None = None) -> Region:
         """:meth:`read_region` for asyncio code (cancellable like ``Array.read_async``)."""
         index, box = self.region_box(region, center=center, size=size,
-                                     resolution=resolution, level=level)
+                                     resolution=resolution, level=level,
+                                     coordinate_system=coordinate_system)
         data = await self.levels[index].read_async(tuple(slice(a, b) for a, b in box),
                                                    out=out)
-        return self._region(index, box, data)
+        return self._region(index, box, data, coordinate_system)
 
     # -- viewer tiles ----------------------------------------------------------------------
     def tile(self, level: int, row: int, col: int, *, size: int = 512, t: int | None = None,
@@ -337,12 +370,14 @@ class Image:
                       size: Mapping[str, float] | None = None,
                       resolution: float | Mapping[str, float] | None = None,
                       level: int | None = None, t: int | None = None, z: int | None = None,
-                      channels: Sequence[int] | None = None, **style: Any) -> np.ndarray:
+                      channels: Sequence[int] | None = None,
+                      coordinate_system: str | None = None, **style: Any) -> np.ndarray:
         """The y/x extent of a physical region (as :meth:`read_region`; its level and box
         are :meth:`region_box`'s) at plane ``t``/``z``, rendered as :meth:`render_tile`."""
         chans = self._drawn_channels(channels)
         index, box = self.region_box(region, center=center, size=size,
-                                     resolution=resolution, level=level)
+                                     resolution=resolution, level=level,
+                                     coordinate_system=coordinate_system)
         y, x = self._yx_boxes(box)
         pixels = self.tile_box(index, y, x, t=t, z=z, channels=chans)
         return self._composite(pixels, chans, style)
@@ -353,10 +388,12 @@ class Image:
                                   resolution: float | Mapping[str, float] | None = None,
                                   level: int | None = None, t: int | None = None,
                                   z: int | None = None, channels: Sequence[int] | None = None,
-                                  **style: Any) -> np.ndarray:
+                                  coordinate_system: str | None = None, **style: Any
+                                  ) -> np.ndarray:
         chans = self._drawn_channels(channels)
         index, box = self.region_box(region, center=center, size=size,
-                                     resolution=resolution, level=level)
+                                     resolution=resolution, level=level,
+                                     coordinate_system=coordinate_system)
         y, x = self._yx_boxes(box)
         pixels = await self.tile_box_async(index, y, x, t=t, z=z, channels=chans)
         return await asyncio.get_running_loop().run_in_executor(
@@ -395,11 +432,14 @@ class Image:
                       z: int | None, channels: Sequence[int] | None) -> TileRequest:
         return TileRequest.grid(self, level, row, col, size, t, z, channels)
 
-    def _region(self, index: int, box: tuple[tuple[int, int], ...], data: np.ndarray
-                ) -> Region:
-        lvl = self.levels[index]
-        origin = tuple(t + a * s for (a, _), s, t in zip(box, lvl.scale, lvl.translation))
-        return Region(data, index, box, origin, lvl.scale)
+    def _region(self, index: int, box: tuple[tuple[int, int], ...], data: np.ndarray,
+                coordinate_system: str | None) -> Region:
+        system = self.coordinate_system(coordinate_system).name
+        placement = self.placement(index, system)
+        start = [a for a, _ in box]
+        affine = None if placement.is_diagonal else placement.data_affine(start)
+        return Region(data, index, box, placement.origin(start), placement.pixel_size(),
+                      affine, system)
 
 
 class LabelImage(Image):
@@ -425,48 +465,4 @@ class LabelImage(Image):
         return self.label_info.source
 
 
-async def _level_metadata(store: Store, group: GroupMetadata, path: str) -> ArrayMetadata:
-    doc = consolidated_child(group, path)
-    if doc is not None and doc.get("node_type") == "array":
-        return parse_v3(doc, f"{group.url}/{path}/zarr.json (consolidated)")
-    array = await Array._open_async(store, group.zarr_format, group.child_path(path))
-    return array.metadata
-
-
-async def open_image_async(store: Store, group: GroupMetadata, index: int = 0,
-                           level_metadata: Sequence[ArrayMetadata] | None = None,
-                           label: bool = False, cache: ChunkCache | None = None) -> Image:
-    """The image described by ``group`` (multiscale ``index``). ``level_metadata`` (from a
-    plate's first field) skips reading the levels' array metadata. ``label``: a
-    :class:`LabelImage` even without ``image-label`` (it is listed under ``labels/``)."""
-    where = group.url
-    multiscales = parse_multiscales(group.ome, group.version, where)
-    if not -len(multiscales) <= index < len(multiscales):
-        raise SelectionError(f"{where}: multiscale {index} out of range: the group has "
-                             f"{len(multiscales)}")
-    ms = multiscales[index % len(multiscales)]
-    if level_metadata is None:
-        metas = await gather_bounded(store, (_level_metadata(store, group, ds.path)
-                                             for ds in ms.datasets))
-    else:
-        metas = list(level_metadata)
-    ndim = len(ms.axes)
-    for ds, meta in zip(ms.datasets, metas):
-        if meta.ndim != ndim:
-            raise MetadataError(f"level {ds.path!r} has {meta.ndim} dimensions, the image "
-                                f"{ndim} axes ({''.join(a.name for a in ms.axes)})",
-                                path=where)
-    datasets = infer_transforms(ms, [m.shape for m in metas], where)
-    levels = []
-    for i, (ds, meta) in enumerate(zip(datasets, metas)):
-        assert ds.scale is not None and ds.translation is not None  # infer_transforms did
-        levels.append(Level(store, meta, group.child_path(ds.path), ds.path, i, ds.scale,
-                            ds.translation))
-    if "image-label" in group.ome or label:
-        info = (parse_image_label(group.ome, where) if "image-label" in group.ome
-                else LabelInfo({}, {}, None, None))
-        return LabelImage(store, group, multiscales, ms.index, tuple(levels), info, cache)
-    return Image(store, group, multiscales, ms.index, tuple(levels), cache)
-
-
-__all__ = ["Image", "LabelImage", "Level", "Region", "open_image_async"]
+__all__ = ["Image", "LabelImage", "Level", "Region"]

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngffcore.errors import MetadataError, UnsupportedError
 from ngffcore.limits import KNOWN_VERSIONS, MAX_LEVELS
+
+if TYPE_CHECKING:  # the 0.6 model imports Axis from here: no import cycle at run time
+    from ngffcore.ome.multiscales_06 import ImageSpace
+    from ngffcore.ome.transforms import Transform
 
 _SPACE_NAMES = ("x", "y", "z")
 #: the 5-D axes of OME-NGFF 0.1 and 0.2, which did not write axes
@@ -37,11 +42,14 @@ class Axis:
 @dataclass(frozen=True)
 class Dataset:
     """One level as the multiscale describes it: its path and composed transform (None
-    while the level shapes are needed to infer it, for 0.1–0.3)."""
+    while the level shapes are needed to infer it, for 0.1–0.3; None for a 0.6 level whose
+    transform is not scale + translation). ``transform`` (0.6): the level's transform from
+    array indices to the intrinsic coordinate system as parsed; None before 0.6."""
 
     path: str
     scale: tuple[float, ...] | None
     translation: tuple[float, ...] | None
+    transform: Transform | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class Multiscale:
     axes: tuple[Axis, ...]
     datasets: tuple[Dataset, ...]
     raw: dict[str, Any]
+    #: coordinate systems, the intrinsic one's name and the multiscale's own transforms
+    #: (0.6; before 0.6 one system named "intrinsic" holding ``axes``)
+    space: ImageSpace | None = None
 
 
 @dataclass(frozen=True)
@@ -221,9 +232,46 @@ def _check_composed(scale: tuple[float, ...], translation: tuple[float, ...], wh
                               f"not finite")
 
 
-def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
+def _dataset_path(ds: Any, i: int, j: int, where: str) -> str:
+    if not isinstance(ds, dict) or not isinstance(ds.get("path"), str) or not ds["path"]:
+        raise _err(where, f"multiscales[{i}].datasets[{j}] has no path")
+    path: str = ds["path"].strip("/")
+    if any(p in ("", ".", "..") for p in path.split("/")):
+        raise _err(where, f"dataset path {ds['path']!r} leaves the image group")
+    return path
+
+
+def _datasets_05(ms: dict[str, Any], i: int, ndim: int, paths: list[str], where: str
+                 ) -> tuple[Dataset, ...]:
+    """0.1–0.5 levels: each dataset's scale/translation, then the multiscale's own."""
+    top_scale, top_translation = _transform(ms.get("coordinateTransformations"), ndim,
+                                            f"multiscales[{i}]", where)
+    datasets = []
+    for j, (ds, path) in enumerate(zip(ms["datasets"], paths)):
+        if "coordinateTransformations" not in ds:
+            datasets.append(Dataset(path, None, None))
+            continue
+        s, t = _transform(ds["coordinateTransformations"], ndim,
+                          f"multiscales[{i}].datasets[{j}]", where)
+        # dataset transforms first, then the multiscale's own
+        scale = tuple(a * b for a, b in zip(s, top_scale))
+        translation = tuple(a * b + c for a, b, c in zip(t, top_scale, top_translation))
+        _check_composed(scale, translation, f"multiscales[{i}].datasets[{j}]", where)
+        datasets.append(Dataset(path, scale, translation))
+    return tuple(datasets)
+
+
+def major_minor(version: str | None) -> str | None:
+    """"0.4.0", "0.5-dev", "0.6rc0" → "0.4", "0.5", "0.6": the major.minor prefix decides."""
+    return None if version is None else re.sub(r"^(\d+\.\d+).*", r"\1", version)
+
+
+def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str, *,
+                      load_field: Callable[[str], Any] | None = None
                       ) -> tuple[Multiscale, ...]:
-    """Every entry of ``multiscales`` in a group's OME attributes."""
+    """Every entry of ``multiscales`` in a group's OME attributes. ``load_field(path)``
+    reads the array of a 0.6 ``displacements``/``coordinates`` transform (``path`` as
+    written, relative to this group); None: such transforms parse but cannot be applied."""
     raw = ome.get("multiscales")
     if not isinstance(raw, list) or not raw:
         raise _err(where, "multiscales must be a non-empty list")
@@ -233,9 +281,7 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
             raise _err(where, f"multiscales[{i}] is not a JSON object")
         version = ms.get("version", group_version)
         version = None if version is None else str(version)
-        # "0.4.0", "0.5-dev": the major.minor prefix decides
-        if version is not None and re.sub(r"^(\d+\.\d+).*", r"\1", version) \
-                not in KNOWN_VERSIONS:
+        if version is not None and major_minor(version) not in KNOWN_VERSIONS:
             raise UnsupportedError(f"OME-NGFF version {version!r} is not supported (known: "
                                    f"{', '.join(KNOWN_VERSIONS)})", path=where)
         datasets_raw = ms.get("datasets")
@@ -244,32 +290,21 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
         if len(datasets_raw) > MAX_LEVELS:
             raise _err(where, f"multiscales[{i}] lists {len(datasets_raw)} levels (limit "
                               f"{MAX_LEVELS})")
-        axes = _axes(ms, version, None, where)
-        ndim = len(axes)
-        top_scale, top_translation = _transform(ms.get("coordinateTransformations"), ndim,
-                                                f"multiscales[{i}]", where)
-        datasets = []
-        for j, ds in enumerate(datasets_raw):
-            if not isinstance(ds, dict) or not isinstance(ds.get("path"), str) or not ds["path"]:
-                raise _err(where, f"multiscales[{i}].datasets[{j}] has no path")
-            path = ds["path"].strip("/")
-            if any(p in ("", ".", "..") for p in path.split("/")):
-                raise _err(where, f"dataset path {ds['path']!r} leaves the image group")
-            if "coordinateTransformations" not in ds:
-                datasets.append(Dataset(path, None, None))
-                continue
-            s, t = _transform(ds["coordinateTransformations"], ndim,
-                              f"multiscales[{i}].datasets[{j}]", where)
-            # dataset transforms first, then the multiscale's own
-            scale = tuple(a * b for a, b in zip(s, top_scale))
-            translation = tuple(a * b + c for a, b, c in zip(t, top_scale, top_translation))
-            _check_composed(scale, translation, f"multiscales[{i}].datasets[{j}]", where)
-            datasets.append(Dataset(path, scale, translation))
+        paths = [_dataset_path(ds, i, j, where) for j, ds in enumerate(datasets_raw)]
+        # imported here: the 0.6 model imports Axis from this module
+        from ngffcore.ome import multiscales_06 as m06
+
+        if m06.is_06(ms, major_minor(version)):
+            axes, datasets, space = m06.parse_multiscale_06(ms, i, paths, where, load_field)
+        else:
+            axes = _axes(ms, version, None, where)
+            datasets = _datasets_05(ms, i, len(axes), paths, where)
+            space = m06.space_05(axes)
         name = ms.get("name")
         kind = ms.get("type")
         out.append(Multiscale(i, version, name if isinstance(name, str) else None,
-                              kind if isinstance(kind, str) else None, axes, tuple(datasets),
-                              ms))
+                              kind if isinstance(kind, str) else None, axes, datasets,
+                              ms, space))
     return tuple(out)
 
 
@@ -279,7 +314,7 @@ def infer_transforms(ms: Multiscale, shapes: list[tuple[int, ...]], where: str
     of level 0's shape to theirs on each axis (what ome-zarr-py assumes), translation 0."""
     out = []
     for ds, shape in zip(ms.datasets, shapes):
-        if ds.scale is not None:
+        if ds.scale is not None or ds.transform is not None:
             out.append(ds)
             continue
         if len(shape) != len(ms.axes):
@@ -432,5 +467,5 @@ def parse_well(ome: dict[str, Any], where: str) -> WellInfo:
 
 __all__ = ["Axis", "Dataset", "Multiscale", "Window", "Channel", "LabelInfo", "PlateWell",
            "Acquisition", "PlateInfo", "WellImage", "WellInfo", "parse_multiscales",
-           "infer_transforms", "parse_channels", "parse_image_label", "parse_label_names",
-           "parse_plate", "parse_well"]
+           "infer_transforms", "major_minor", "parse_channels", "parse_image_label",
+           "parse_label_names", "parse_plate", "parse_well"]

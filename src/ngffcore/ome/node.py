@@ -1,5 +1,5 @@
 """``ngffcore.open``: a location → the OME-Zarr node its group metadata describes
-(:class:`Image`, :class:`Plate`, :class:`Well` or :class:`Collection`)."""
+(:class:`Image`, :class:`Plate`, :class:`Well`, :class:`Collection` or :class:`Scene`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from ngffcore.zarr.cache import ChunkCache
 from ngffcore.ome.collection import Collection, Plate, Well, _FieldTemplates, open_collection_async
 from ngffcore.errors import MetadataError, NotFoundError
 from ngffcore.ome.group import GroupMetadata, read_group_async
-from ngffcore.ome.image import Image, open_image_async
+from ngffcore.ome.image import Image
+from ngffcore.ome.image_open import open_image_async
+from ngffcore.ome.scene import Scene, scene_from_group_async
 from ngffcore.store.location import open_store
 from ngffcore.store.protocol import Store
 from ngffcore.store.ioloop import run_on_io_loop
 
-Node = Union[Image, Plate, Well, Collection]
+Node = Union[Image, Plate, Well, Collection, Scene]
 
 
 def open(location: Any, *, zarr_format: int | None = None, multiscale: int = 0,
@@ -24,8 +26,10 @@ def open(location: Any, *, zarr_format: int | None = None, multiscale: int = 0,
     as for :func:`open_array`).
 
     Returns an :class:`Image` for a multiscale image (``multiscale`` picks one of several),
-    a :class:`Plate`, a :class:`Well`, or a :class:`Collection` for a bioformats2raw
-    container; raises :class:`MetadataError` saying what was found for anything else, and
+    a :class:`Plate` (also when bioformats2raw metadata is beside the plate's: the spec
+    gives the plate precedence), a :class:`Well`, a :class:`Collection` for a
+    bioformats2raw container, or a :class:`Scene` for an OME-NGFF 0.6 scene; raises
+    :class:`MetadataError` saying what was found for anything else, and
     :class:`NotFoundError` if there is nothing there. ``zarr_format`` (2 or 3) skips the
     format probe at the root (docs/ome.md, "Requests"). ``cache``: the decoded-chunk cache
     that tile reads use, shared by everything opened here (True: a new
@@ -57,8 +61,10 @@ async def open_node_async(store: Store, group: GroupMetadata, multiscale: int = 
     if group.is_array:
         raise MetadataError(f"found {group.found()}, not an OME-Zarr group",
                             path=group.url)
-    if "bioformats2raw.layout" in ome:
+    if "bioformats2raw.layout" in ome and "plate" not in ome:
         return await open_collection_async(store, group, cache)
+    if "scene" in ome and "multiscales" not in ome:
+        return await scene_from_group_async(store, group, cache)
     if "multiscales" in ome:
         return await open_image_async(store, group, multiscale, cache=cache)
     if "plate" in ome:
@@ -73,8 +79,8 @@ async def open_node_async(store: Store, group: GroupMetadata, multiscale: int = 
         array = await _not_a_group(store, 2)
         if array is not None:
             raise array
-    raise MetadataError(f"found {group.found()}; expected OME-Zarr multiscales, plate, well "
-                        f"or bioformats2raw metadata", path=group.url)
+    raise MetadataError(f"found {group.found()}; expected OME-Zarr multiscales, plate, well, "
+                        f"scene or bioformats2raw metadata", path=group.url)
 
 
 async def _not_a_group(store: Store, zarr_format: int | None) -> MetadataError | None:

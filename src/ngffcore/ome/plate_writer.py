@@ -25,7 +25,8 @@ from ngffcore.ome.build import (VERSIONS, multiscale_json, ome_attributes, parse
                                 plan_pyramid)
 from ngffcore.ome.collection import Plate
 from ngffcore.ome.group import read_group_async
-from ngffcore.ome.image import Image, open_image_async
+from ngffcore.ome.image import Image
+from ngffcore.ome.image_open import open_image_async
 from ngffcore.ome.well_update import NAME as _NAME
 from ngffcore.ome.well_update import add_field, empty_well, listed_fields
 from ngffcore.ome.writer import write_group, write_image_in

@@ -11,7 +11,7 @@ the affine kinds; ``inverse`` the closed-form inverse where the spec defines one
 Readings taken where the 0.6rc0 spec is ambiguous or contradicts itself
 -----------------------------------------------------------------------
 (the rule — a MUST, the schema, the spec's own invalid test documents — wins over prose and
-examples; copied to ``docs/ome.md``)
+examples; also in docs/ome.md, "The transform model's readings")
 
 - **input/output** are objects ``{"name", "path"}``, both optional, ``null`` = absent. A bare
   string (``"input": "in"`` in the spec's ``mapAxis1.json``, and pre-0.6 drafts) is read as

@@ -19,7 +19,8 @@ from ngffcore.ome.build import (METHODS, VERSIONS, Pyramid, clip_grids, image_at
                                 image_label_json, multiscale_json, ome_attributes, omero_json,
                                 parse_axes, plan_pyramid)
 from ngffcore.ome.group import read_group_async
-from ngffcore.ome.image import Image, LabelImage, open_image_async
+from ngffcore.ome.image import Image, LabelImage
+from ngffcore.ome.image_open import open_image_async
 from ngffcore.ome.multiscales import Axis
 from ngffcore.ome.pyramid import PyramidWriter
 from ngffcore.ome.well_update import NAME, add_field, parent_of, read_well
