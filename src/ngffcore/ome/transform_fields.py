@@ -5,9 +5,9 @@ The field is an array with one axis per input axis (the grid) and one more axis 
 vectors (the "vector axis", ``type: "coordinate"`` / ``"displacement"`` in the field's own
 coordinate system). Its own transform maps field array indices to the transformation's
 input system; a point is looked up at its index-space position (via that transform's
-inverse), the field is interpolated there, and the vector is the output point
-(``coordinates``) or is added to the input point (``displacements``). Vector component *i*
-belongs to output axis *i*.
+inverse), the field is interpolated there (nearest, multilinear or cubic B-spline), and the
+vector is the output point (``coordinates``) or is added to the input point
+(``displacements``). Vector component *i* belongs to output axis *i*.
 """
 
 from __future__ import annotations
@@ -21,15 +21,21 @@ import numpy as np
 from ngffcore.errors import UnsupportedError
 from ngffcore.ome.multiscales import Axis
 from ngffcore.ome.transform_base import Transform, err, merge_ndim
+from ngffcore.ome.transform_spline import bspline_coefficients, bspline_evaluate
 
 __all__ = ["FieldData", "FieldLoader", "Coordinates", "Displacements", "sample_nearest",
-           "sample_linear", "INTERPOLATIONS", "MAX_LINEAR_NDIM"]
+           "sample_linear", "sample_cubic", "INTERPOLATIONS", "CUBIC", "MAX_LINEAR_NDIM",
+           "MAX_CUBIC_NDIM"]
 
 #: interpolation names the spec lists (``cubic`` is the schema's spelling of the text's
-#: ``bspline-cubic``); only ``nearest`` and ``linear`` are evaluated
+#: ``bspline-cubic``); all are evaluated, other names raise UnsupportedError when applied
 INTERPOLATIONS = ("linear", "nearest", "bspline-cubic", "cubic")
+#: the two spellings of cubic B-spline interpolation
+CUBIC = ("bspline-cubic", "cubic")
 #: most grid axes linear interpolation evaluates (it visits 2**n corners per point)
 MAX_LINEAR_NDIM = 8
+#: most grid axes cubic interpolation evaluates (it visits 4**n neighbours per point)
+MAX_CUBIC_NDIM = 6
 _VECTOR_TYPES = ("coordinate", "displacement")
 
 
@@ -107,8 +113,30 @@ def sample_linear(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
+def sample_cubic(vectors: np.ndarray, idx: np.ndarray,
+                 coefficients: np.ndarray | None = None) -> np.ndarray:
+    """``vectors`` (grid shape + (k,)) at index-space points ``idx`` (n, grid ndim) by the
+    interpolating cubic B-spline (Thévenaz et al. 2000, section 8.3; see
+    :mod:`ngffcore.ome.transform_spline`): it passes through every sample, and the samples
+    are extended mirror-symmetrically about the outermost ones (scipy.ndimage's
+    ``mode="mirror"``), which also gives the values in the half pixel between the outermost
+    samples and the grid's edge. NaN rows outside the grid's pixels, as for the other
+    interpolations. ``coefficients``: ``vectors`` already prefiltered (a cache); computed
+    here when None. A NaN sample makes the whole field NaN (the prefilter is recursive)."""
+    grid = np.asarray(vectors.shape[:-1])
+    if coefficients is None:
+        coefficients = bspline_coefficients(vectors, len(grid))
+    out = np.full((idx.shape[0], vectors.shape[-1]), np.nan)
+    ok = _inside(idx, grid)
+    out[ok] = bspline_evaluate(coefficients, idx[ok])
+    return out
+
+
 class _Loaded:
-    __slots__ = ("vectors", "to_index", "vector_axis", "with_vector_axis")
+    """A loaded field: vectors with the vector axis last; ``coefficients`` are its cubic
+    B-spline coefficients, computed on the first cubic lookup and kept."""
+
+    __slots__ = ("vectors", "to_index", "vector_axis", "with_vector_axis", "coefficients")
 
     def __init__(self, vectors: np.ndarray, to_index: Transform | None, vector_axis: int,
                  with_vector_axis: bool) -> None:
@@ -116,6 +144,7 @@ class _Loaded:
         self.to_index = to_index
         self.vector_axis = vector_axis
         self.with_vector_axis = with_vector_axis
+        self.coefficients: np.ndarray | None = None
 
 
 class _Field(Transform):
@@ -223,9 +252,16 @@ class _Field(Transform):
                 raise UnsupportedError(f"linear interpolation of a {grid_ndim}-D field (at "
                                        f"most {MAX_LINEAR_NDIM}-D)", path=self.where)
             return sample_linear(f.vectors, idx)
+        if self.interpolation in CUBIC:
+            if grid_ndim > MAX_CUBIC_NDIM:
+                raise UnsupportedError(f"cubic interpolation of a {grid_ndim}-D field (at "
+                                       f"most {MAX_CUBIC_NDIM}-D)", path=self.where)
+            if f.coefficients is None:
+                f.coefficients = bspline_coefficients(f.vectors, grid_ndim)
+            return sample_cubic(f.vectors, idx, f.coefficients)
         raise UnsupportedError(f"{self.interpolation!r} interpolation of a {self.type} field "
-                               f"is not implemented (only 'nearest' and 'linear')",
-                               path=self.where)
+                               f"is not implemented (only 'nearest', 'linear' and "
+                               f"'bspline-cubic'/'cubic')", path=self.where)
 
 
 class Coordinates(_Field):

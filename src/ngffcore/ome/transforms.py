@@ -71,9 +71,13 @@ examples; also in docs/ome.md, "The transform model's readings")
   lists, ``xarrayLike.json``). Vector component *i* is output axis *i*. ``interpolation``
   defaults to ``linear``; ``nearest`` takes the sample whose pixel ``[i − 0.5, i + 0.5)``
   holds the point; ``linear`` is multilinear, holding the edge value in the outer half
-  pixel; points outside the field's pixels map to NaN (the spec is silent). ``cubic``/
-  ``bspline-cubic`` and unknown names parse but raise UnsupportedError when applied. NaN
-  samples in a field are allowed (they propagate). No closed-form inverse (use bijection).
+  pixel; ``bspline-cubic`` (or the schema's ``cubic``) is the interpolating cubic B-spline
+  (Thévenaz et al. 2000, section 8.3: samples prefiltered into coefficients once per field,
+  4 neighbours per axis, samples mirrored about the outermost ones as scipy.ndimage's
+  ``mode="mirror"``; at most 6 grid axes). Points outside the field's pixels map to NaN
+  (the spec is silent). Unknown names parse but raise UnsupportedError when applied. NaN
+  samples in a field are allowed (they propagate; with cubic, one NaN makes the whole
+  field NaN). No closed-form inverse (use bijection).
 - **Unknown types**: a well-formed object whose ``type`` is not one of the twelve is an
   UnsupportedError (a MetadataError subclass): the metadata is not wrong, just beyond 0.6.
 - **Limits**: at most 32 dimensions (matrices at most 33 × 33), checked before anything is
@@ -99,6 +103,7 @@ from ngffcore.ome.transform_fields import (
     Displacements,
     FieldData,
     FieldLoader,
+    sample_cubic,
     sample_linear,
     sample_nearest,
 )
@@ -130,6 +135,7 @@ __all__ = [
     "parse_system_ref",
     "sample_nearest",
     "sample_linear",
+    "sample_cubic",
     "TRANSFORM_TYPES",
     "MAX_TRANSFORM_NDIM",
     "MAX_NESTING",
