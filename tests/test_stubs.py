@@ -26,12 +26,13 @@ def test_package_is_typed() -> None:
 
 
 def test_package_type_checks() -> None:
-    """The Python layer type-checks against the stub and numpy's/obstore's own types."""
+    """The Python layer type-checks strictly (``--strict``: the house rule) against the stub
+    and numpy's/obstore's own types."""
     pytest.importorskip("mypy")
     import ngffcore
 
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental",
+        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "--no-incremental",
          os.path.dirname(ngffcore.__file__)],
         capture_output=True, text=True, timeout=600,
     )

@@ -389,7 +389,8 @@ def to_dask(array: Array, chunks: Any = None, *, block_bytes: int | None = None,
     source = BlockSource(array, tuple(a for a, _ in box), tuple(b - a for a, b in box))
     # fancy=True: dask fuses later slicing (and integer-array indexing) into the getter only
     # then (dask 2026.8 never fuses into getter_nofancy), so x[0, 5] reads one plane's chunks
-    return da.from_array(source, chunks=sizes, name=dask_name(array, box, sizes),
+    from_array: Any = da.from_array  # dask's own annotations leave it untyped
+    return from_array(source, chunks=sizes, name=dask_name(array, box, sizes),
                          asarray=False, fancy=True, lock=False,
                          meta=np.empty((0,) * array.ndim, dtype=array.dtype))
 

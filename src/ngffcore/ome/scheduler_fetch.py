@@ -290,7 +290,8 @@ class JobRun:
 
     async def get(self, key: str, byte_range: ByteRange = None, max_bytes: int | None = None,
                   chunks: int = 1) -> Got | None:
-        return await self.engine.get(self.job, key, byte_range, max_bytes, chunks)
+        got: Got | None = await self.engine.get(self.job, key, byte_range, max_bytes, chunks)
+        return got
 
     async def local(self) -> None:
         self.tokens.append(await self.engine.begin(self.job))

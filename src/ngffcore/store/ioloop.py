@@ -175,7 +175,9 @@ async def gather_or_cancel(*aws: Any) -> list[Any]:
                 task.exception()
         if cancelled or not failed:
             raise asyncio.CancelledError
-        raise failed[0].exception()  # type: ignore[misc]
+        error = failed[0].exception()
+        assert error is not None  # failed holds the tasks that raised
+        raise error
     return [t.result() for t in tasks]
 
 

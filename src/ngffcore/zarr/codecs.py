@@ -138,7 +138,8 @@ def _delta_kind(dtype: np.dtype, path: str) -> int:
 
 def _dtype_of(value: Any, path: str) -> np.dtype:
     try:
-        return np.dtype(value)
+        dtype: np.dtype[Any] = np.dtype(value)
+        return dtype
     except (TypeError, ValueError):
         raise MetadataError(f"filter dtype {value!r} is not a valid dtype", path=path) from None
 

@@ -62,7 +62,8 @@ def _dtype(value: Any, zarr_format: int) -> np.dtype:
     if dtype.newbyteorder("=").name not in SUPPORTED_DTYPES:
         raise ArgumentError(f"dtype {dtype} is not supported (supported: "
                             f"{', '.join(SUPPORTED_DTYPES)})")
-    return dtype if zarr_format == 2 else dtype.newbyteorder("=")
+    native: np.dtype[Any] = dtype if zarr_format == 2 else dtype.newbyteorder("=")
+    return native
 
 
 def fill_json(value: Any, dtype: np.dtype) -> Any:

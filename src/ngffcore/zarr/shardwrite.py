@@ -69,7 +69,8 @@ def shard_origins(boxes: np.ndarray, sel_start: tuple[int, ...],
     start = np.asarray(sel_start, dtype=np.int64)
     chunk_origin = start + boxes[:, 2 * ndim:3 * ndim] - boxes[:, :ndim]
     g = np.asarray(grid, dtype=np.int64)
-    return (chunk_origin // g) * g
+    origins: np.ndarray = (chunk_origin // g) * g
+    return origins
 
 
 def covers_chunk(boxes: np.ndarray, sel_start: tuple[int, ...], shape: tuple[int, ...],
@@ -89,7 +90,8 @@ def covers_chunk(boxes: np.ndarray, sel_start: tuple[int, ...], shape: tuple[int
     origin = start + boxes[:, 2 * ndim:3 * ndim] - inner
     full = np.minimum(np.asarray(chunk_shape, dtype=np.int64),
                       np.asarray(shape, dtype=np.int64) - origin)
-    return np.all((inner == 0) & (extent == full), axis=1)
+    whole: np.ndarray = np.all((inner == 0) & (extent == full), axis=1)
+    return whole
 
 
 __all__ = ["assemble", "covers_chunk", "inner_in_array", "shard_origins"]

@@ -63,7 +63,8 @@ def max_object_bytes(plan: ChunkPlan, itemsize: int) -> int:
 def file_confine(store: Store) -> bytes | None:
     """The directory the core keeps a store's file reads beneath: its ``confine`` when it has
     one (a LocalStore following external links has None), else its ``local_root``."""
-    return getattr(store, "confine", store.local_root)  # type: ignore[no-any-return]
+    root: bytes | None = getattr(store, "confine", store.local_root)
+    return root
 
 
 async def file_sources(store: Store, plan: ChunkPlan, names: list[str]) -> list[Source]:
