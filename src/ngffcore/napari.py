@@ -2,7 +2,8 @@
 registered by the ``napari.manifest`` entry point; ``pip install 'ngffcore[napari]'``).
 
 napari calls :func:`get_reader` with a path (or a list of paths) that matched the manifest's
-patterns (``*.zarr``, ``*.ome.zarr``, ``*.ozx``) or is a directory. It answers None, without a
+patterns (``*.zarr``, ``*.ome.zarr``, ``*.ozx``) or is a directory (an image, plate, well,
+bioformats2raw container or 0.6 scene). It answers None, without a
 network request, for what is plainly not OME-Zarr (a directory or file without OME metadata),
 and otherwise :func:`read_layers`, which returns napari layer data tuples
 ``(data, kwargs, layer_type)``:
@@ -67,7 +68,7 @@ from ngffcore.zarr.plan import normalize_selection
 
 #: keys of an OME-Zarr group ngffcore opens (labels groups are not among them: one of their
 #: label images, or the image beside them, is what to open)
-_OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout")
+_OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "scene")
 #: napari's layer data tuple: (data, layer kwargs, layer type)
 LayerData = tuple[Any, dict[str, Any], str]
 

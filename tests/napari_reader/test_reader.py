@@ -372,3 +372,25 @@ def test_napari_viewer(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) ->
         _check_viewer_layers(viewer, data["img05"])
     finally:
         viewer.close()
+
+
+def test_scene_shows_its_first_image(tmp_path: Path, identical: Any) -> None:
+    """A 0.6 scene directory is OME-Zarr to the reader (its group holds ``ome.scene``): it
+    shows the scene's first image by path, at that image's own scale."""
+    import ome06_data as d6
+
+    root = tmp_path / "stitched.zarr"
+    d6.write_group(root, d6.ome_of(d6.example("scene/scene_stitching.json")))
+    tiles = {}
+    for k in range(4):
+        systems = [{"name": "physical", "axes": d6.axes("y:space:micrometer",
+                                                        "x:space:micrometer")}]
+        ome = d6.multiscale(systems, [("s0", d6.scale(0.5, 0.25))], "physical")
+        tiles[k] = d6.write_image(root / f"tile_{k}", ome, {"s0": (4, 5)}, seed=k)
+    assert get_reader(str(root)) is read_layers
+    [(views, kw, kind)] = read(root)
+    assert kind == "image" and kw["name"] == "stitched" and kw["scale"] == [0.5, 0.25]
+    first = ngffcore.open(str(root / "tile_0"))
+    assert isinstance(first, ngffcore.Image)
+    identical(np.asarray(views[0][:, :]), first.levels[0][:, :])
+
