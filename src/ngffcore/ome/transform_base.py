@@ -112,7 +112,10 @@ class Transform(ABC):
         :class:`UnsupportedError` where this transform cannot be evaluated (a field
         without a loader, cubic interpolation)."""
         pts = as_points(points, self.ndim_in, f"{self.where} ({self.type})")
-        out = self._apply(pts)
+        # finite parameters and points can still map beyond float64: those coordinates come
+        # out as inf (or NaN), as the arithmetic gives them, without a numpy warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._apply(pts)
         return np.ascontiguousarray(out, dtype=np.float64)
 
     def to_matrix(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ngffcore.errors import UnsupportedError
+from ngffcore.errors import MetadataError, UnsupportedError
 from ngffcore.ome.transform_base import MAX_TRANSFORM_NDIM, Transform, err, merge_ndim
 
 __all__ = ["SequenceTransform", "ByDimension", "DimensionItem", "Bijection"]
@@ -79,8 +79,14 @@ class SequenceTransform(Transform):
 
     def to_matrix(self) -> np.ndarray:
         out = self.members[0].to_matrix()
-        for m in self.members[1:]:
-            out = m.to_matrix() @ out
+        # finite members can compose to a product beyond float64 (1e300 · 1e300): that is
+        # metadata no reader can use, not a numpy warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            for m in self.members[1:]:
+                out = m.to_matrix() @ out
+        if not np.isfinite(out).all():
+            raise MetadataError("the sequence's transformations compose to a matrix with "
+                                "non-finite values", path=self.where)
         return out
 
     def inverse(self) -> Transform:

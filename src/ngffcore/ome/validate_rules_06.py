@@ -362,6 +362,7 @@ class Rules06(TransformRules):
         for _, t in _transforms(transforms):
             a, b = _ref(t.get("input")), _ref(t.get("output"))
             if a is not None and b is not None and a[1] is None and b[1] is None \
+                    and isinstance(a[0], str) and isinstance(b[0], str) \
                     and a[0] in systems and b[0] in systems:
                 graph.link(("system", a[0]), ("system", b[0]))
         root = graph.find(("system", intrinsic))
