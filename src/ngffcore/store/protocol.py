@@ -1,8 +1,8 @@
 """The Store protocol: what every store is (bytes by key, read and written by the same async
 methods whatever the store), the byte ranges a read may ask for, and what a read returns.
 
-Every store (``LocalStore``, ``ObjectStore``, ``MemoryStore``) implements it; nothing above
-the store layer needs to know which one it has, only its capability flags.
+Every store (``LocalStore``, ``ObjectStore``, ``MemoryStore``, ``ZipStore``) implements it;
+nothing above the store layer needs to know which one it has, only its capability flags.
 """
 
 from __future__ import annotations
