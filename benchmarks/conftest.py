@@ -146,12 +146,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"HEAD {'answered' if remote_suite.ANSWER_HEAD else 'refused (405)'} by the server; {_versions()}"
         )
         text = remote_report.render(remote_rows, remote_notes, header=header)
-        terminalreporter.section("ngffcore remote ratios")
-        for line in text.splitlines():
-            terminalreporter.write_line(line)
-        out = RESULTS_DIR / "remote.md"
-        out.write_text(text)
-        terminalreporter.write_line(f"written: {out}")
+        report.publish(terminalreporter, "ngffcore remote ratios", text,
+                       RESULTS_DIR / "remote.md")
     if not rows and not memory:
         return
     small = bc.small()
@@ -161,11 +157,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"rounds capped at {os.environ.get('NGFF_BENCH_ROUNDS', 'defaults')}; {_versions()}"
     )
     text = report.render(rows, memory=memory, header=header)
-    terminalreporter.section("ngffcore ratios")
-    for line in text.splitlines():
-        terminalreporter.write_line(line)
     out = RESULTS_DIR / ("latest-small.md" if small else "latest.md")
     if not rows:  # memory-only run: do not clobber the read tables
         out = RESULTS_DIR / ("memory-small.md" if small else "memory.md")
-    out.write_text(text)
-    terminalreporter.write_line(f"written: {out}")
+    report.publish(terminalreporter, "ngffcore ratios", text, out)

@@ -220,6 +220,17 @@ def render_memory(memory: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def publish(terminalreporter: Any, title: str, text: str, out: Path) -> None:
+    """A rendered report: shown as a section of pytest's terminal summary and written to
+    ``out`` (its folder made if needed)."""
+    terminalreporter.section(title)
+    for line in text.splitlines():
+        terminalreporter.write_line(line)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    terminalreporter.write_line(f"written: {out}")
+
+
 def report_cli(argv: list[str] | None, what: str, render_json: Any) -> int:
     """A report script's command line: ``JSON [-o OUT]`` → ``render_json(path)`` (the
     markdown) on stdout, and in OUT if given."""

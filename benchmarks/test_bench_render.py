@@ -93,12 +93,7 @@ class RenderReport:
         ]
         lines += report._md_table(["tile"] + list(ROWS) + ["numpy float64 / 1 thread"], body)
         text = "\n".join(lines) + "\n"
-        terminalreporter.section("ngffcore render")
-        for line in text.splitlines():
-            terminalreporter.write_line(line)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(text)
-        terminalreporter.write_line(f"written: {RESULTS}")
+        report.publish(terminalreporter, "ngffcore render", text, RESULTS)
 
 
 def _default_threads() -> int:

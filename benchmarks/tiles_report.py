@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
 from servers import describe_server  # noqa: E402
-from report import _md_table, fmt_time, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
+from report import _md_table, fmt_time, publish, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-tiles-report"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -275,13 +275,8 @@ class ReportPlugin:
                   f"{os.cpu_count()} cores, {ts.THREADS} decode threads per engine, HTTP latency "
                   f"{ts.LATENCY_MS:g} ms per request; {_versions()}")
         text = render(rows, self.notes, header=header)
-        terminalreporter.section("ngffcore tiles")
-        for line in text.splitlines():
-            terminalreporter.write_line(line)
-        RESULTS_DIR.mkdir(exist_ok=True)
-        out = RESULTS_DIR / ("tiles-small.md" if self.small else "tiles.md")
-        out.write_text(text)
-        terminalreporter.write_line(f"written: {out}")
+        publish(terminalreporter, "ngffcore tiles", text,
+                RESULTS_DIR / ("tiles-small.md" if self.small else "tiles.md"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
-from report import _md_table, fmt_time, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
+from report import _md_table, fmt_time, publish, report_cli, rows_from_json, rows_from_session, versions  # noqa: E402
 from servers import describe_server  # noqa: E402
 
 PLUGIN_NAME = "ngffcore-viewer-report"
@@ -234,13 +234,7 @@ class ReportPlugin:
                   f"end of the run), {rows[0]['extra']['threads'] if rows else '?'} decode threads per engine, "
                   f"{rows[0]['extra']['max_in_flight'] if rows else '?'} requests in flight; {_versions()}")
         text = render(rows, self.notes, header=header)
-        terminalreporter.section("ngffcore viewer")
-        for line in text.splitlines():
-            terminalreporter.write_line(line)
-        RESULTS_DIR.mkdir(exist_ok=True)
-        out = RESULTS_DIR / result_name(rows)
-        out.write_text(text)
-        terminalreporter.write_line(f"written: {out}")
+        publish(terminalreporter, "ngffcore viewer", text, RESULTS_DIR / result_name(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
