@@ -220,6 +220,16 @@ def render_memory(memory: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def report_plugin(config: Any, name: str, make: Any) -> Any:
+    """The session's report plugin ``name``, registered with pytest on first use (``make()``
+    builds it); the benchmarks of one report share it."""
+    plugin = config.pluginmanager.get_plugin(name)
+    if plugin is None:
+        plugin = make()
+        config.pluginmanager.register(plugin, name)
+    return plugin
+
+
 def publish(terminalreporter: Any, title: str, text: str, out: Path) -> None:
     """A rendered report: shown as a section of pytest's terminal summary and written to
     ``out`` (its folder made if needed)."""

@@ -104,11 +104,7 @@ def _default_threads() -> int:
 
 @pytest.fixture(scope="session")
 def render_report(request: pytest.FixtureRequest) -> RenderReport:
-    pm = request.config.pluginmanager
-    plugin = pm.get_plugin(PLUGIN_NAME)
-    if plugin is None:
-        plugin = RenderReport()
-        pm.register(plugin, PLUGIN_NAME)
+    plugin: RenderReport = report.report_plugin(request.config, PLUGIN_NAME, RenderReport)
     return plugin
 
 

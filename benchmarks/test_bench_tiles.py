@@ -51,6 +51,7 @@ import numpy as np
 import pytest
 
 import local_suite as bc
+import report
 import tiles_data as td
 import tiles_report
 import tiles_suite as ts
@@ -75,12 +76,8 @@ CASES = [
 @pytest.fixture(scope="session")
 def tiles_plugin(request: pytest.FixtureRequest) -> tiles_report.ReportPlugin:
     """Writes ``results/tiles.md`` at the end of the session (registered on first use)."""
-    pm = request.config.pluginmanager
-    plugin = pm.get_plugin(tiles_report.PLUGIN_NAME)
-    if plugin is None:
-        plugin = tiles_report.ReportPlugin(bc.small())
-        pm.register(plugin, tiles_report.PLUGIN_NAME)
-    return plugin
+    return report.report_plugin(request.config, tiles_report.PLUGIN_NAME,
+                                lambda: tiles_report.ReportPlugin(bc.small()))
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ import pytest
 import zarr
 
 import local_suite as bc
+import report
 import tiles_data as td
 import tiles_suite as ts
 import viewer_report
@@ -62,12 +63,8 @@ CASES = [
 @pytest.fixture(scope="session")
 def viewer_plugin(request: pytest.FixtureRequest) -> viewer_report.ReportPlugin:
     """Writes ``results/viewer.md`` at the end of the session (registered on first use)."""
-    pm = request.config.pluginmanager
-    plugin = pm.get_plugin(viewer_report.PLUGIN_NAME)
-    if plugin is None:
-        plugin = viewer_report.ReportPlugin()
-        pm.register(plugin, viewer_report.PLUGIN_NAME)
-    return plugin
+    return report.report_plugin(request.config, viewer_report.PLUGIN_NAME,
+                                viewer_report.ReportPlugin)
 
 
 @pytest.fixture(scope="session")
