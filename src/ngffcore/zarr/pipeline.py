@@ -23,7 +23,7 @@ import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -148,8 +148,9 @@ INLINE_DECODE_BYTES = 1 << 20
 SMALL_OUTPUT_BYTES = 4 << 20
 
 
-def _stored_bytes(batch: list[tuple[int, Any]]) -> int:
-    return sum(len(s) for _, s in batch if s is not None)
+def _stored_bytes(sources: Iterable[Any]) -> int:
+    """Bytes held by chunk sources (None: not stored): the budget room they take."""
+    return sum(len(s) for s in sources if s is not None)
 
 
 class _Decoder:
@@ -192,7 +193,7 @@ class _Decoder:
                     arrived.append(self.queue.get_nowait())
                 batch = [b for b in arrived if b is not None]
                 done = len(batch) < len(arrived)  # the end marker came
-                if batch and _stored_bytes(batch) <= INLINE_DECODE_BYTES:
+                if batch and _stored_bytes(s for _, s in batch) <= INLINE_DECODE_BYTES:
                     self._decode_here(batch)
                 elif batch:
                     running.add(asyncio.ensure_future(self._run_batch(loop, batch)))
@@ -214,11 +215,11 @@ class _Decoder:
         try:
             self._decode(batch)
         finally:
-            self.budget.release(_stored_bytes(batch))
+            self.budget.release(_stored_bytes(s for _, s in batch))
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[int, Any]]
                          ) -> None:
-        held = _stored_bytes(batch)
+        held = _stored_bytes(s for _, s in batch)
         work = loop.run_in_executor(None, self._decode, batch)
         try:
             await asyncio.shield(work)
@@ -284,7 +285,7 @@ async def _together(source: ByteSource, plan: ChunkPlan, out: np.ndarray, names:
     try:
         decode_chunks(plan, out, None, sources, names, decode)
     finally:
-        budget.release(sum(len(s) for s in sources if s is not None))
+        budget.release(_stored_bytes(sources))
 
 
 @dataclass(frozen=True)
