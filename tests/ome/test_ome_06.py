@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -520,6 +521,24 @@ def test_04_05_images_in_the_same_model(tmp_path, version):
         _close(lvl.transform.apply(idx), idx * s + t)
         _close(img.transform(lvl.index, "intrinsic").apply(idx), idx * s + t)
     _close(img.levels[0].scale, (2.0, 0.5))
+
+
+def test_05_level_transform_built_once_on_first_use(tmp_path):
+    # opening builds no transform (every open, a plate's every field); the first use
+    # builds it, later uses get the same object, and an image pickled before that use
+    # builds its own after unpickling
+    img = ngffcore.write_image(str(tmp_path / "i.zarr"), d6.pixels((8, 6), np.uint8),
+                               axes="yx", scale=[2.0, 0.5], translation=[1.0, -4.0],
+                               levels=2, version="0.5")
+    clone = pickle.loads(pickle.dumps(img))
+    idx = np.array([[0, 0], [3, 5]], dtype=float)
+    for image in (img, clone):
+        for lvl in image.levels:
+            t = lvl.transform
+            assert lvl.transform is t
+            _close(t.apply(idx), idx * np.array(lvl.scale) + np.array(lvl.translation))
+    # level 1 halves each axis: scale (4, 1), translation t0 + (s1 - s0) / 2 = (2, -3.75)
+    _close(clone.levels[1].transform.apply([[1, 1]]), [[2.0 + 4.0, -3.75 + 1.0]])
 
 
 # --------------------------------------------------------------------------------------

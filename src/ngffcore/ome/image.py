@@ -34,7 +34,7 @@ from ngffcore.ome.multiscales import (
     parse_channels,
     parse_label_names,
 )
-from ngffcore.ome.multiscales_06 import ImageSpace, space_05
+from ngffcore.ome.multiscales_06 import ImageSpace
 from ngffcore.ome.level import Level, Region
 from ngffcore.ome.region import Interval, Placement, choose_level, region_intervals
 from ngffcore.store.stats import RequestStats
@@ -73,7 +73,7 @@ class Image(ImageCoordinates):
         self._ms = multiscales[index]
         self.levels = levels
         self.channels: tuple[Channel, ...] = parse_channels(group.ome)
-        self._space: ImageSpace = self._ms.space or space_05(self._ms.axes)
+        self._space: ImageSpace = self._ms.space
         aligned = all(lvl.is_axis_aligned for lvl in levels)
         #: where the t/c/z/y/x axes are, the default plane, channel and level checks
         self.geometry = Geometry.of(self._ms.axes, [lvl.shape for lvl in levels], group.ome,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 from ngffcore.errors import ArgumentError, UnsupportedError
-from ngffcore.ome.coordinate_graph import TransformGraph, node_from, node_of
+from ngffcore.ome.coordinate_graph import TransformGraph, join, node_from, node_of
 from ngffcore.ome.coordinate_systems import CoordinateSystem, SystemRef
 from ngffcore.ome.geometry import Geometry
 from ngffcore.ome.group import GroupMetadata
@@ -80,7 +80,6 @@ class ImageCoordinates:
         lvl = level if isinstance(level, Level) else \
             self.levels[self.geometry.check_level(level)]
         if output is None or output == self._space.intrinsic:
-            assert lvl.transform is not None  # open_image_async gives every level one
             return lvl.transform
         return self.graph().find((None, lvl.path), node_from(output),
                                  f"{self._group.url}: transform of level {lvl.path!r}")
@@ -90,14 +89,7 @@ class ImageCoordinates:
         path)``) and the transforms between them."""
         if self._graph is None:
             graph = TransformGraph()
-            graph.add_systems(self._space.systems, "")
-            intrinsic = (self._space.intrinsic, "")
-            for lvl in self.levels:
-                assert lvl.transform is not None
-                graph.add((None, lvl.path), intrinsic, lvl.transform)
-            for t in self._space.transforms:
-                assert t.input is not None and t.output is not None  # the parser checked
-                graph.add(node_of(t.input), node_of(t.output), t)
+            add_image(graph, self, "")
             self._graph = graph
         return self._graph
 
@@ -130,4 +122,18 @@ class ImageCoordinates:
         return found
 
 
-__all__ = ["ImageCoordinates", "SystemName"]
+def add_image(graph: TransformGraph, image: ImageCoordinates, path: str) -> None:
+    """The image at ``path`` (relative to the graph's group; "" for the image itself) into
+    ``graph``: its systems (nodes ``(name, path)``), its levels' arrays (``(None, "<path>/<dataset
+    path>")``) with their transforms to the intrinsic system, and its own transforms."""
+    space = image._space
+    graph.add_systems(space.systems, path)
+    intrinsic = (space.intrinsic, path)
+    for lvl in image.levels:
+        graph.add((None, join(path, lvl.path)), intrinsic, lvl.transform)
+    for t in space.transforms:
+        assert t.input is not None and t.output is not None  # transform_refs checked
+        graph.add(node_of(t.input, path), node_of(t.output, path), t)
+
+
+__all__ = ["ImageCoordinates", "SystemName", "add_image"]

@@ -16,7 +16,6 @@ from ngffcore.ome.image import Image, LabelImage
 from ngffcore.ome.level import Level
 from ngffcore.ome.multiscales import LabelInfo, infer_transforms, parse_image_label, \
     parse_multiscales
-from ngffcore.ome.multiscales_06 import scale_translation
 from ngffcore.ome.transforms import FieldData
 from ngffcore.store.fanout import gather_bounded
 from ngffcore.store.protocol import Store
@@ -99,21 +98,16 @@ async def open_image_async(store: Store, group: GroupMetadata, index: int = 0,
                                 f"{ndim} axes ({''.join(a.name for a in ms.axes)})",
                                 path=where)
     datasets = infer_transforms(ms, [m.shape for m in metas], where)
-    intrinsic = ms.space.intrinsic if ms.space is not None else None
-    levels = []
-    for i, (ds, meta) in enumerate(zip(datasets, metas)):
-        transform = ds.transform
-        if transform is None:  # 0.1–0.5: the composed scale + translation
-            assert ds.scale is not None and ds.translation is not None  # infer_transforms
-            transform = scale_translation(ds.scale, ds.translation, ds.path,
-                                          intrinsic or "intrinsic")
-        levels.append(Level(store, meta, group.child_path(ds.path), ds.path, i, ds.scale,
-                            ds.translation, transform))
+    # 0.6 levels come with their transform; 0.1–0.5 levels build theirs (scale, then
+    # translation) on first use: every open, and a plate's every field, skips it
+    levels = tuple(Level(store, meta, group.child_path(ds.path), ds.path, i, ds.scale,
+                         ds.translation, ds.transform)
+                   for i, (ds, meta) in enumerate(zip(datasets, metas)))
     if "image-label" in group.ome or label:
         info = (parse_image_label(group.ome, where) if "image-label" in group.ome
                 else LabelInfo({}, {}, None, None))
-        return LabelImage(store, group, multiscales, ms.index, tuple(levels), info, cache)
-    return Image(store, group, multiscales, ms.index, tuple(levels), cache)
+        return LabelImage(store, group, multiscales, ms.index, levels, info, cache)
+    return Image(store, group, multiscales, ms.index, levels, cache)
 
 
 Image._opener = open_image_async

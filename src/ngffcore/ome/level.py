@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ngffcore.errors import UnsupportedError
+from ngffcore.ome.multiscales_06 import scale_translation
 from ngffcore.store.protocol import Store
 from ngffcore.zarr.array import Array
 from ngffcore.zarr.metadata import ArrayMetadata
@@ -28,7 +29,7 @@ class Level(Array):
     its store (what :attr:`Array.path` is for an array opened on its own: "s1" for an
     image at the store's root, "A/1/0/s1" for a field of a plate)."""
 
-    __slots__ = ("_dataset_path", "index", "_scale", "_translation", "transform")
+    __slots__ = ("_dataset_path", "index", "_scale", "_translation", "_transform")
 
     def __init__(self, store: Store, meta: ArrayMetadata, key_path: str, dataset_path: str,
                  index: int, scale: tuple[float, ...] | None,
@@ -39,7 +40,19 @@ class Level(Array):
         self.index = index
         self._scale = scale
         self._translation = translation
-        self.transform = transform
+        self._transform = transform
+
+    @property
+    def transform(self) -> Transform:
+        """The transform from the level's array indices to the image's intrinsic coordinate
+        system (OME-NGFF 0.6: the dataset's, as parsed). 0.1–0.5: the sequence scale, then
+        translation, to ``"intrinsic"``, built on first use (opening an image, or a plate's
+        many fields, builds none)."""
+        if self._transform is None:
+            # racing threads build equal transforms: whichever is kept, the result is the same
+            self._transform = scale_translation(self.scale, self.translation,
+                                                self._dataset_path)
+        return self._transform
 
     @property
     def is_axis_aligned(self) -> bool:
@@ -48,7 +61,7 @@ class Level(Array):
         return self._scale is not None and self._translation is not None
 
     def _placement_error(self) -> UnsupportedError:
-        kind = "unknown" if self.transform is None else self.transform.type
+        kind = "unknown" if self._transform is None else self._transform.type
         return UnsupportedError(f"level {self._dataset_path!r} maps to the intrinsic "
                                 f"coordinate system by a {kind} transformation, not a scale "
                                 f"+ translation: use Level.transform", path=self._key_path)

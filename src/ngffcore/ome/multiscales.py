@@ -44,7 +44,8 @@ class Dataset:
     """One level as the multiscale describes it: its path and composed transform (None
     while the level shapes are needed to infer it, for 0.1–0.3; None for a 0.6 level whose
     transform is not scale + translation). ``transform`` (0.6): the level's transform from
-    array indices to the intrinsic coordinate system as parsed; None before 0.6."""
+    array indices to the intrinsic coordinate system as parsed; None before 0.6 (the
+    :class:`Level` builds it from scale and translation on first use)."""
 
     path: str
     scale: tuple[float, ...] | None
@@ -65,7 +66,7 @@ class Multiscale:
     raw: dict[str, Any]
     #: coordinate systems, the intrinsic one's name and the multiscale's own transforms
     #: (0.6; before 0.6 one system named "intrinsic" holding ``axes``)
-    space: ImageSpace | None = None
+    space: ImageSpace
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,9 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
     """Every entry of ``multiscales`` in a group's OME attributes. ``load_field(path)``
     reads the array of a 0.6 ``displacements``/``coordinates`` transform (``path`` as
     written, relative to this group); None: such transforms parse but cannot be applied."""
+    # imported here: the 0.6 model imports Axis from this module
+    from ngffcore.ome import multiscales_06 as m06
+
     raw = ome.get("multiscales")
     if not isinstance(raw, list) or not raw:
         raise _err(where, "multiscales must be a non-empty list")
@@ -281,7 +285,8 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
             raise _err(where, f"multiscales[{i}] is not a JSON object")
         version = ms.get("version", group_version)
         version = None if version is None else str(version)
-        if version is not None and major_minor(version) not in KNOWN_VERSIONS:
+        prefix = major_minor(version)
+        if prefix is not None and prefix not in KNOWN_VERSIONS:
             raise UnsupportedError(f"OME-NGFF version {version!r} is not supported (known: "
                                    f"{', '.join(KNOWN_VERSIONS)})", path=where)
         datasets_raw = ms.get("datasets")
@@ -291,10 +296,7 @@ def parse_multiscales(ome: dict[str, Any], group_version: str | None, where: str
             raise _err(where, f"multiscales[{i}] lists {len(datasets_raw)} levels (limit "
                               f"{MAX_LEVELS})")
         paths = [_dataset_path(ds, i, j, where) for j, ds in enumerate(datasets_raw)]
-        # imported here: the 0.6 model imports Axis from this module
-        from ngffcore.ome import multiscales_06 as m06
-
-        if m06.is_06(ms, major_minor(version)):
+        if m06.is_06(ms, prefix):
             axes, datasets, space = m06.parse_multiscale_06(ms, i, paths, where, load_field)
         else:
             axes = _axes(ms, version, None, where)

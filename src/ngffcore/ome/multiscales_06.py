@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -24,16 +24,21 @@ from ngffcore.ome.coordinate_systems import (
     parse_coordinate_systems,
     parse_system_ref,
 )
-from ngffcore.ome.multiscales import Axis, Dataset, _check_composed
+from ngffcore.ome.multiscales import Axis, Dataset
 from ngffcore.ome.region import Placement
-from ngffcore.ome.transforms import MAX_TRANSFORMS, Transform, parse_transform
+from ngffcore.ome.transforms import MAX_TRANSFORMS, FieldLoader, Transform, parse_transform
 
 #: the name of the one coordinate system of a 0.1–0.5 image (the spec's term for the
 #: system the levels map to)
 INTRINSIC = "intrinsic"
 
-#: ``load(path)`` → the array (or FieldData) a transform keeps at ``path`` (as written)
-FieldLoader = Callable[[str], Any]
+#: one transformation of a list: its JSON object, input and output (each naming a system)
+Referenced = tuple[dict[str, Any], SystemRef, SystemRef]
+
+#: ``resolve(ref)`` → the systems a reference of a transformation list may name and who
+#: defines them, for messages (e.g. "the scene's coordinateSystems"); systems None: not
+#: checked here (a system of another group, sized when that group is opened)
+Resolver = Callable[[SystemRef], tuple[Optional[Sequence[CoordinateSystem]], str]]
 
 
 @dataclass(frozen=True)
@@ -73,44 +78,37 @@ def space_05(axes: tuple[Axis, ...]) -> ImageSpace:
 
 
 def scale_translation(scale: Sequence[float], translation: Sequence[float],
-                      dataset_path: str, intrinsic: str = INTRINSIC) -> Transform:
+                      dataset_path: str) -> Transform:
     """A level's transform built from its composed scale and translation (0.1–0.5): the
-    sequence scale, then translation, from the level's array to ``intrinsic``."""
+    sequence scale, then translation, from the level's array to ``"intrinsic"``."""
     n = len(scale)
-    doc = {"type": "sequence", "input": {"path": dataset_path}, "output": {"name": intrinsic},
+    doc = {"type": "sequence", "input": {"path": dataset_path}, "output": {"name": INTRINSIC},
            "transformations": [{"type": "scale", "scale": list(scale)},
                                {"type": "translation", "translation": list(translation)}]}
     return parse_transform(doc, f"level {dataset_path!r} (scale, translation)", ndim_in=n,
                            ndim_out=n)
 
 
-def _ref_name(value: Any) -> str | None:
-    """The ``name`` of a reference written as an object or (tolerated) a bare string."""
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        return value["name"] or None
-    return None
-
-
 def _level(ms: dict[str, Any], j: int, path: str, by_name: dict[str, CoordinateSystem],
-           at: str, load_field: FieldLoader | None) -> Transform:
-    """Dataset ``j``'s transform (array → intrinsic), its output system checked."""
+           at: str, load_field: FieldLoader | None) -> tuple[str, Transform]:
+    """Dataset ``j``'s output system (its name) and transform (array → that system)."""
     here = f"{at}.datasets[{j}].coordinateTransformations"
     cts = ms["datasets"][j].get("coordinateTransformations")
     if not isinstance(cts, list) or not cts or not all(isinstance(t, dict) for t in cts):
         raise MetadataError("a 0.6 level needs a non-empty coordinateTransformations list "
                             "(its array → the intrinsic coordinate system)", path=here)
-    name = _ref_name(cts[-1].get("output"))
+    at_output = f"{here}[{len(cts) - 1}].output"
+    output = parse_system_ref(cts[-1].get("output"), at_output)
+    name = output.name if output is not None else None
     if name is None and len(by_name) == 1:
         name = next(iter(by_name))  # tolerated: the one system there is
     if name is None:
         raise MetadataError("the transform's output names no coordinate system (it must "
-                            "name the intrinsic one)", path=f"{here}[{len(cts) - 1}].output")
+                            "name the intrinsic one)", path=at_output)
     if name not in by_name:
         raise MetadataError(f"output names coordinate system {name!r}, which the "
                             f"multiscale's coordinateSystems ({sorted(by_name)}) do not "
-                            f"define", path=f"{here}[{len(cts) - 1}].output")
+                            f"define", path=at_output)
     if len(cts) == 1:
         doc, where = cts[0], f"{here}[0]"
     else:  # tolerated: several transforms apply in order, as a sequence would
@@ -118,48 +116,75 @@ def _level(ms: dict[str, Any], j: int, path: str, by_name: dict[str, CoordinateS
                "transformations": cts}
         where = here
     n = by_name[name].ndim
-    return parse_transform(doc, where, load_field=load_field, ndim_in=n, ndim_out=n)
+    return name, parse_transform(doc, where, load_field=load_field, ndim_in=n, ndim_out=n)
 
 
-def _endpoint(doc: dict[str, Any], key: str, by_name: dict[str, CoordinateSystem],
-              here: str) -> tuple[SystemRef, int | None]:
-    ref = parse_system_ref(doc.get(key), f"{here}.{key}")
-    if ref is None or ref.name is None:
-        raise MetadataError(f"the transform needs an {key} naming a coordinate system",
-                            path=f"{here}.{key}")
-    if ref.path:  # a system of another group (a label image): sized when that is opened
-        return ref, None
-    system = by_name.get(ref.name)
-    if system is None:
-        raise MetadataError(f"{key} references coordinate system {ref.name!r}, which the "
-                            f"multiscale's coordinateSystems ({sorted(by_name)}) do not "
-                            f"define", path=f"{here}.{key}")
-    return ref, system.ndim
-
-
-def _extra(ms: dict[str, Any], by_name: dict[str, CoordinateSystem], at: str,
-           load_field: FieldLoader | None) -> tuple[Transform, ...]:
-    raw = ms.get("coordinateTransformations")
-    if raw is None:
-        return ()
+def transform_refs(raw: Any, at: str) -> list[Referenced]:
+    """Each transformation of the ``coordinateTransformations`` list ``raw`` (at JSON path
+    ``at``: the document and the list's path) with its ``input`` and ``output``, each of
+    which must name a coordinate system (a multiscale's own transformations, a scene's).
+    The list's length is bounded first: a scene opens every image its references name."""
     if not isinstance(raw, list):
-        raise MetadataError("coordinateTransformations must be a list",
-                            path=f"{at}.coordinateTransformations")
+        raise MetadataError("coordinateTransformations must be a list", path=at)
     if len(raw) > MAX_TRANSFORMS:
         raise MetadataError(f"coordinateTransformations lists {len(raw)} transformations "
-                            f"(at most {MAX_TRANSFORMS} are read)",
-                            path=f"{at}.coordinateTransformations")
+                            f"(at most {MAX_TRANSFORMS} are read)", path=at)
     out = []
     for k, doc in enumerate(raw):
-        here = f"{at}.coordinateTransformations[{k}]"
+        here = f"{at}[{k}]"
         if not isinstance(doc, dict):
             raise MetadataError(f"a transformation must be an object, not {doc!r:.60}",
                                 path=here)
-        _, n_in = _endpoint(doc, "input", by_name, here)
-        _, n_out = _endpoint(doc, "output", by_name, here)
-        out.append(parse_transform(doc, here, load_field=load_field, ndim_in=n_in,
-                                   ndim_out=n_out))
+        pair = []
+        for key in ("input", "output"):
+            ref = parse_system_ref(doc.get(key), f"{here}.{key}")
+            if ref is None or ref.name is None:
+                raise MetadataError(f"the transformation's {key} must name a coordinate "
+                                    f"system", path=f"{here}.{key}")
+            pair.append(ref)
+        out.append((doc, pair[0], pair[1]))
+    return out
+
+
+def parse_transform_list(entries: Sequence[Referenced], at: str, resolve: Resolver,
+                         load_field: FieldLoader | None) -> tuple[Transform, ...]:
+    """The transformations ``transform_refs(raw, at)`` gave (``entries``), each sized by the
+    systems its references name (``resolve``): MetadataError naming the JSON path for a
+    system referenced but not defined, and whatever ``parse_transform`` refuses (dimensions
+    not matching the systems, unknown types, ...)."""
+    out = []
+    for k, (doc, ref_in, ref_out) in enumerate(entries):
+        here = f"{at}[{k}]"
+        dims: list[int | None] = []
+        for key, ref in (("input", ref_in), ("output", ref_out)):
+            systems, holder = resolve(ref)
+            if systems is None:
+                dims.append(None)
+                continue
+            system = next((s for s in systems if s.name == ref.name), None)
+            if system is None:
+                raise MetadataError(f"{key} references coordinate system {ref.name!r}, which "
+                                    f"{holder} does not define", path=f"{here}.{key}")
+            dims.append(system.ndim)
+        out.append(parse_transform(doc, here, load_field=load_field, ndim_in=dims[0],
+                                   ndim_out=dims[1]))
     return tuple(out)
+
+
+def _extra(ms: dict[str, Any], systems: tuple[CoordinateSystem, ...], at: str,
+           load_field: FieldLoader | None) -> tuple[Transform, ...]:
+    """The multiscale's own transformations (intrinsic → other systems)."""
+    raw = ms.get("coordinateTransformations")
+    if raw is None:
+        return ()
+    at = f"{at}.coordinateTransformations"
+    holder = f"the multiscale (coordinateSystems {sorted(s.name for s in systems)})"
+
+    def resolve(ref: SystemRef) -> tuple[Sequence[CoordinateSystem] | None, str]:
+        # a reference with a path names a system of another group (a label image)
+        return (None, "") if ref.path else (systems, holder)
+
+    return parse_transform_list(transform_refs(raw, at), at, resolve, load_field)
 
 
 def level_scale_translation(transform: Transform, where: str
@@ -184,9 +209,9 @@ def level_scale_translation(transform: Transform, where: str
     if placement.aligned is None:
         return None
     scale, translation, target = [0.0] * n, [0.0] * n, [0] * n
+    # aligned scales are non-zero and the matrix is finite (above): nothing left to check
     for i, (j, s, t) in enumerate(placement.aligned):
         scale[j], translation[j], target[j] = s, t, i
-    _check_composed(tuple(scale), tuple(translation), "the level's transform", where)
     return tuple(scale), tuple(translation), tuple(target)
 
 
@@ -208,17 +233,15 @@ def parse_multiscale_06(ms: dict[str, Any], i: int, paths: list[str], where: str
         raise MetadataError("coordinateSystems must list at least one system",
                             path=f"{located}.coordinateSystems")
     by_name = {s.name: s for s in systems}
-    transforms = [_level(ms, j, path, by_name, located, load_field)
-                  for j, path in enumerate(paths)]
-    names = {t.output.name if t.output is not None and t.output.name else None
-             for t in transforms}
-    intrinsic = _ref_name(ms["datasets"][0]["coordinateTransformations"][-1].get("output"))
-    intrinsic = intrinsic or systems[0].name
-    if len(names - {None}) > 1:
+    levels = [_level(ms, j, path, by_name, located, load_field)
+              for j, path in enumerate(paths)]
+    names = {name for name, _ in levels}
+    if len(names) > 1:
         raise MetadataError(f"the levels map to different coordinate systems "
-                            f"({sorted(n for n in names if n)}); every dataset's transform "
-                            f"must output the one intrinsic system",
-                            path=f"{located}.datasets")
+                            f"({sorted(names)}); every dataset's transform must output the "
+                            f"one intrinsic system", path=f"{located}.datasets")
+    intrinsic = levels[0][0]
+    transforms = [t for _, t in levels]
     datasets = []
     axes: tuple[Axis, ...] = by_name[intrinsic].axes
     for j, (path, t) in enumerate(zip(paths, transforms)):
@@ -230,9 +253,10 @@ def parse_multiscale_06(ms: dict[str, Any], i: int, paths: list[str], where: str
         if j == 0:
             axes = tuple(by_name[intrinsic].axes[k] for k in target)
         datasets.append(Dataset(path, scale, translation, t))
-    extra = _extra(ms, by_name, located, load_field)
+    extra = _extra(ms, systems, located, load_field)
     return axes, tuple(datasets), ImageSpace(systems, intrinsic, extra)
 
 
-__all__ = ["INTRINSIC", "ImageSpace", "FieldLoader", "is_06", "space_05", "scale_translation",
-           "level_scale_translation", "parse_multiscale_06"]
+__all__ = ["INTRINSIC", "ImageSpace", "Resolver", "is_06", "space_05", "scale_translation",
+           "level_scale_translation", "Referenced", "transform_refs", "parse_transform_list",
+           "parse_multiscale_06"]

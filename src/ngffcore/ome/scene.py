@@ -10,22 +10,19 @@ systems, or from a level's array (``{"path": "<image>/<dataset path>"}``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Union
 
 from ngffcore.errors import ArgumentError, MetadataError, NotFoundError
 from ngffcore.ome.coordinate_graph import TransformGraph, describe, join, node_from, node_of
-from ngffcore.ome.coordinate_systems import (
-    CoordinateSystem,
-    SystemRef,
-    parse_coordinate_systems,
-    parse_system_ref,
-)
+from ngffcore.ome.coordinate_systems import CoordinateSystem, SystemRef, parse_coordinate_systems
 from ngffcore.ome.group import GroupMetadata, child_group_async, read_group_async
 from ngffcore.ome.image import Image
+from ngffcore.ome.image_coords import add_image
 from ngffcore.ome.image_open import FieldLoader, open_image_async
-from ngffcore.ome.transforms import MAX_TRANSFORMS, Transform, parse_transform
+from ngffcore.ome.multiscales_06 import parse_transform_list, transform_refs
+from ngffcore.ome.transforms import Transform
 from ngffcore.store.fanout import gather_bounded
 from ngffcore.store.ioloop import run_on_io_loop
 from ngffcore.store.location import open_store
@@ -43,11 +40,10 @@ class Scene:
     ``coordinateTransformations`` as written), ``images`` (path → :class:`Image`, every
     image a transform references) and :meth:`transform`. Immutable, thread-safe."""
 
-    def __init__(self, store: Store, group: GroupMetadata,
-                 systems: tuple[CoordinateSystem, ...], transforms: tuple[Transform, ...],
-                 images: dict[str, Image], cache: ChunkCache | None = None) -> None:
+    def __init__(self, group: GroupMetadata, systems: tuple[CoordinateSystem, ...],
+                 transforms: tuple[Transform, ...], images: dict[str, Image],
+                 cache: ChunkCache | None = None) -> None:
         self.cache = cache
-        self._store = store
         self._group = group
         self._systems = systems
         self._transforms = transforms
@@ -118,36 +114,11 @@ def _graph(systems: tuple[CoordinateSystem, ...], transforms: tuple[Transform, .
     graph = TransformGraph()
     graph.add_systems(systems, "")
     for path, image in images.items():
-        graph.add_systems(image.coordinate_systems, path)
-        intrinsic = (image.intrinsic.name, path)
-        for lvl in image.levels:
-            assert lvl.transform is not None
-            graph.add((None, join(path, lvl.path)), intrinsic, lvl.transform)
-        for t in image.transforms:
-            assert t.input is not None and t.output is not None
-            graph.add(node_of(t.input, path), node_of(t.output, path), t)
+        add_image(graph, image, path)
     for t in transforms:
-        assert t.input is not None and t.output is not None
+        assert t.input is not None and t.output is not None  # transform_refs checked
         graph.add(node_of(t.input), node_of(t.output), t)
     return graph
-
-
-def _refs(raw: list[Any], where: str) -> list[tuple[SystemRef, SystemRef]]:
-    out = []
-    for k, doc in enumerate(raw):
-        here = f"{where}: scene.coordinateTransformations[{k}]"
-        if not isinstance(doc, dict):
-            raise MetadataError(f"a transformation must be an object, not {doc!r:.60}",
-                                path=here)
-        pair = []
-        for key in ("input", "output"):
-            ref = parse_system_ref(doc.get(key), f"{here}.{key}")
-            if ref is None or ref.name is None:
-                raise MetadataError(f"a scene transformation's {key} must name a coordinate "
-                                    f"system", path=f"{here}.{key}")
-            pair.append(ref)
-        out.append((pair[0], pair[1]))
-    return out
 
 
 async def _image(store: Store, group: GroupMetadata, path: str, where: str,
@@ -181,35 +152,23 @@ async def scene_from_group_async(store: Store, group: GroupMetadata,
         systems = parse_coordinate_systems(scene["coordinateSystems"],
                                            f"{where}: scene.coordinateSystems")
     raw = scene.get("coordinateTransformations")
-    if not isinstance(raw, list):
-        raise MetadataError("scene needs a coordinateTransformations list",
-                            path=f"{where}: scene")
-    if len(raw) > MAX_TRANSFORMS:  # each may open an image: bounded before any request
-        raise MetadataError(f"scene lists {len(raw)} transformations (at most "
-                            f"{MAX_TRANSFORMS} are read)", path=f"{where}: scene")
-    refs = _refs(raw, where)
-    paths = sorted({join("", r.path) for pair in refs for r in pair if r.path})
+    at = f"{where}: scene.coordinateTransformations"
+    entries = transform_refs(raw, at)  # bounded before any image is opened
+    paths = sorted({join("", r.path) for _, ref_in, ref_out in entries
+                    for r in (ref_in, ref_out) if r.path})
     opened = await gather_bounded(store, (_image(store, group, p, where, cache)
                                           for p in paths))
     images = dict(zip(paths, opened))
-    load = FieldLoader(store, group.path, group.url)
-    transforms = []
-    for k, (doc, pair) in enumerate(zip(raw, refs)):
-        here = f"{where}: scene.coordinateTransformations[{k}]"
-        dims = []
-        for key, ref in zip(("input", "output"), pair):
-            assert ref.name is not None
-            path = join("", ref.path)
-            candidates = images[path].coordinate_systems if path else systems
-            system = next((s for s in candidates if s.name == ref.name), None)
-            if system is None:
-                holder = f"the image at {path!r}" if path else "the scene's coordinateSystems"
-                raise MetadataError(f"{key} references coordinate system {ref.name!r}, which "
-                                    f"{holder} does not define", path=f"{here}.{key}")
-            dims.append(system.ndim)
-        transforms.append(parse_transform(doc, here, load_field=load, ndim_in=dims[0],
-                                          ndim_out=dims[1], require_refs=True))
-    return Scene(store, group, systems, tuple(transforms), images, cache)
+
+    def resolve(ref: SystemRef) -> tuple[Sequence[CoordinateSystem], str]:
+        path = join("", ref.path)
+        if path:
+            return images[path].coordinate_systems, f"the image at {path!r}"
+        return systems, "the scene's coordinateSystems"
+
+    transforms = parse_transform_list(entries, at, resolve,
+                                      FieldLoader(store, group.path, group.url))
+    return Scene(group, systems, transforms, images, cache)
 
 
 def open_scene(location: Any, *, zarr_format: int | None = None,
