@@ -23,20 +23,10 @@ from ngffcore.ome.transforms import (
     sample_linear,
     sample_nearest,
 )
+from field_loader import loader
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "ngff-spec" / "0.6" / "examples"
 NAN = np.nan
-
-
-def loader(fields: dict[str, Any]) -> Any:
-    calls: list[str] = []
-
-    def load(path: str) -> Any:
-        calls.append(path)
-        return fields[path]
-
-    load.calls = calls  # type: ignore[attr-defined]
-    return load
 
 
 # ---------------------------------------------------------------- the spec's example

@@ -22,19 +22,9 @@ from ngffcore.ome.transforms import (
     sample_cubic,
     sample_linear,
 )
+from field_loader import loader
 
 NAN = np.nan
-
-
-def loader(fields: dict[str, Any]) -> Any:
-    calls: list[str] = []
-
-    def load(path: str) -> Any:
-        calls.append(path)
-        return fields[path]
-
-    load.calls = calls  # type: ignore[attr-defined]
-    return load
 
 
 def inside_points(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:

@@ -31,14 +31,10 @@ from ngffcore.ome.transforms import (
     parse_coordinate_systems,
     parse_transform,
 )
-from spec_json import strip_comments
+from spec_json import load_commented_json, strip_comments
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "ngff-spec" / "0.6" / "examples"
 TRANSFORMATIONS = EXAMPLES / "transformations"
-
-
-def load_example(path: Path) -> Any:
-    return json.loads(strip_comments(path.read_text()))
 
 
 def test_strip_comments() -> None:
@@ -49,7 +45,7 @@ def test_strip_comments() -> None:
 def example_transforms(name: str, **kw: Any) -> dict[str, Transform]:
     """Every transform of ``transformations/<name>``, sized by the systems it names, keyed
     by its name (or its index)."""
-    doc = load_example(TRANSFORMATIONS / name)
+    doc = load_commented_json(TRANSFORMATIONS / name)
     systems = {s.name: s for s in parse_coordinate_systems(doc["coordinateSystems"], name)}
     out = {}
     for i, t in enumerate(doc["coordinateTransformations"]):
@@ -208,7 +204,7 @@ def test_by_dimension_invalid_examples(name: str) -> None:
                                                      r"\[0\].*output ax"):
         example_transforms(name)
     # without the systems' sizes, too: the entries themselves collide
-    doc = load_example(TRANSFORMATIONS / name)["coordinateTransformations"][0]
+    doc = load_commented_json(TRANSFORMATIONS / name)["coordinateTransformations"][0]
     with pytest.raises(ngffcore.MetadataError, match="more than once"):
         parse_transform(doc, name)
 
@@ -224,7 +220,7 @@ def test_bijection_examples_parse_alike() -> None:
     assert isinstance(short, Bijection)
     # members without input/output take the bijection's (swapped for the inverse) — exactly
     # what bijection_verbose.json spells out
-    verbose = parse_transform(load_example(TRANSFORMATIONS / "bijection_verbose.json"),
+    verbose = parse_transform(load_commented_json(TRANSFORMATIONS / "bijection_verbose.json"),
                               "bijection_verbose.json", ndim_in=2, ndim_out=2)
     assert verbose == short
     assert short.forward.input == SystemRef("src") and short.forward.output == SystemRef("tgt")
@@ -269,7 +265,7 @@ def multiscale_transforms(doc: dict[str, Any]) -> list[Transform]:
 
 
 def test_multiscales_example() -> None:
-    s0, s1, s2 = multiscale_transforms(load_example(EXAMPLES / "multiscales_strict" /
+    s0, s1, s2 = multiscale_transforms(load_commented_json(EXAMPLES / "multiscales_strict" /
                                                     "multiscales_example.json"))
     assert s0.input == SystemRef(path="s0") and s0.output == SystemRef("intrinsic")
     p = np.array([[1.0, 2, 3, 4, 5]])
@@ -283,22 +279,22 @@ def test_multiscales_example() -> None:
 
 
 def test_multiscales_relative_and_extra_transforms() -> None:
-    s0, s1, s2, extra = multiscale_transforms(load_example(
+    s0, s1, s2, extra = multiscale_transforms(load_commented_json(
         EXAMPLES / "multiscales_strict" / "multiscales_example_relative.json"))
     assert extra.name == "additional_translation" and extra.output == SystemRef("world")
     np.testing.assert_allclose(extra.apply([[0, 0, 0, 0, 0]]), [[0, 0, 10, 20, 30]])
     np.testing.assert_allclose(s2.apply([[0, 0, 1, 1, 1]]), [[0, 0, 5.5, 5.5, 5.5]])
-    (lvl, to_physical) = multiscale_transforms(load_example(
+    (lvl, to_physical) = multiscale_transforms(load_commented_json(
         EXAMPLES / "multiscales_strict" / "multiscales_transformations.json"))
     np.testing.assert_allclose(to_physical.apply([[1, 2]]), [[10, 20]])
-    (lvl, label) = multiscale_transforms(load_example(
+    (lvl, label) = multiscale_transforms(load_commented_json(
         EXAMPLES / "multiscales_strict" / "multiscales_reference_to_label.json"))
     assert label.input == SystemRef("physical", "labels/cell_segmentation")
     assert label.type == "identity" and label.ndim_in == 3
 
 
 def test_subspace_permute_example() -> None:
-    lvl, perm = multiscale_transforms(load_example(EXAMPLES / "subspace" /
+    lvl, perm = multiscale_transforms(load_commented_json(EXAMPLES / "subspace" /
                                                    "subspacePermute.json"))
     assert isinstance(perm, MapAxis) and perm.name == "transform-name"
     # array_coordinates (dim_0, dim_1) → physical (y, x) by [1, 0]: y = dim_1, x = dim_0
@@ -307,7 +303,7 @@ def test_subspace_permute_example() -> None:
 
 
 def test_scene_stitching_example() -> None:
-    doc = load_example(EXAMPLES / "scene" / "scene_stitching.json")
+    doc = load_commented_json(EXAMPLES / "scene" / "scene_stitching.json")
     scene = doc["attributes"]["ome"]["scene"]
     (world,) = parse_coordinate_systems(scene["coordinateSystems"], "scene")
     ts = [parse_transform(t, f"scene[{i}]", ndim_out=world.ndim, require_refs=True)

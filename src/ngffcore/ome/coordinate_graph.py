@@ -89,10 +89,6 @@ class TransformGraph:
     def known(self, node: Node) -> bool:
         return node in self._systems or node in self._out or node in self._in
 
-    @property
-    def systems(self) -> dict[Node, CoordinateSystem]:
-        return dict(self._systems)
-
     def _neighbours(self, node: Node) -> Iterable[tuple[Node, Transform | None]]:
         """Forward edges first (preferred on paths of equal length), then backward ones
         with their inverse (None where there is none: the edge connects but can't be

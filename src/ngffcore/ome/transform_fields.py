@@ -24,13 +24,11 @@ from ngffcore.ome.transform_base import Transform, err, merge_ndim
 from ngffcore.ome.transform_spline import bspline_coefficients, bspline_evaluate
 
 __all__ = ["FieldData", "FieldLoader", "Coordinates", "Displacements", "sample_nearest",
-           "sample_linear", "sample_cubic", "INTERPOLATIONS", "CUBIC", "MAX_LINEAR_NDIM",
-           "MAX_CUBIC_NDIM"]
+           "sample_linear", "sample_cubic", "CUBIC", "MAX_LINEAR_NDIM", "MAX_CUBIC_NDIM"]
 
-#: interpolation names the spec lists (``cubic`` is the schema's spelling of the text's
-#: ``bspline-cubic``); all are evaluated, other names raise UnsupportedError when applied
-INTERPOLATIONS = ("linear", "nearest", "bspline-cubic", "cubic")
-#: the two spellings of cubic B-spline interpolation
+#: the two spellings of cubic B-spline interpolation: the text's ``bspline-cubic``, the
+#: schema's ``cubic``. With ``nearest`` and ``linear``, the names the spec lists (all
+#: evaluated; other names raise UnsupportedError when applied)
 CUBIC = ("bspline-cubic", "cubic")
 #: most grid axes linear interpolation evaluates (it visits 2**n corners per point)
 MAX_LINEAR_NDIM = 8

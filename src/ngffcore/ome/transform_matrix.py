@@ -26,7 +26,8 @@ from ngffcore.ome.transform_base import (
 )
 from ngffcore.ome.transform_linear import eye_h
 
-__all__ = ["Affine", "Rotation", "ArrayLoader", "check_matrix", "ROTATION_TOLERANCE"]
+__all__ = ["Affine", "Rotation", "ArrayLoader", "check_matrix", "rotation_error",
+           "ROTATION_TOLERANCE"]
 
 #: ``load(path)`` → the array stored at ``path`` (resolved by the caller); for matrices the
 #: result is used as an array (an object with a ``data`` array attribute counts too)
@@ -35,6 +36,14 @@ ArrayLoader = Callable[[str], Any]
 #: largest |R Rᵀ − I| entry (and |det R − 1|) a rotation may have: JSON matrices are
 #: written with few decimals (0.7071…), so the check is loose; it catches non-rotations
 ROTATION_TOLERANCE = 1e-3
+
+
+def rotation_error(m: np.ndarray) -> tuple[float, float]:
+    """How far the square matrix ``m`` is from a rotation: (largest |m mᵀ − I| entry,
+    det m). A rotation within :data:`ROTATION_TOLERANCE` has the first at most the tolerance
+    and the second within the tolerance of 1 (the reader and the validator share this)."""
+    gram = float(np.abs(m @ m.T - np.eye(m.shape[0])).max())
+    return gram, float(np.linalg.det(m))
 
 
 def check_matrix(value: object, what: str, where: str) -> np.ndarray:
@@ -213,8 +222,8 @@ class Rotation(_Matrix):
                 self.ndim_out is not None and rows != self.ndim_out):
             need = f"{n}×{n}" if n is not None else "square"
             raise err(self.where, f"rotation matrix is {rows}×{cols}, not {need}")
-        if (np.abs(m @ m.T - np.eye(rows)).max() > ROTATION_TOLERANCE
-                or abs(np.linalg.det(m) - 1.0) > ROTATION_TOLERANCE):
+        gram, det = rotation_error(m)
+        if gram > ROTATION_TOLERANCE or abs(det - 1.0) > ROTATION_TOLERANCE:
             raise err(self.where, "rotation matrix is not orthonormal with determinant 1")
         return m
 

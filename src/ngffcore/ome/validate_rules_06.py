@@ -74,6 +74,15 @@ def _transforms(value: Any) -> list[tuple[int, dict[str, Any]]]:
         if isinstance(value, list) else []
 
 
+def _member_kinds(t: dict[str, Any]) -> list[Any] | None:
+    """The ``type`` of each member of a wrapper's ``transformations`` (None for a member
+    that is not an object); None when there is no such list."""
+    members = t.get("transformations")
+    if not isinstance(members, list):
+        return None
+    return [m.get("type") if isinstance(m, dict) else None for m in members]
+
+
 def referenced_paths(ome: dict[str, Any]) -> list[str]:
     """The group paths that the multiscales' and the scene's transformations reference (in
     document order, each once): what ``validate`` reads before checking."""
@@ -266,9 +275,7 @@ class Rules06(TransformRules):
                            ) -> str | None:
         """One level's transformation; returns the name of the system it outputs to."""
         kind = t.get("type")
-        members = t.get("transformations")
-        kinds = [m.get("type") if isinstance(m, dict) else None for m in members] \
-            if isinstance(members, list) else None
+        kinds = _member_kinds(t)
         if kind not in ("scale", "identity", "sequence") or (
                 kind == "sequence" and kinds != ["scale", "translation"]):
             what = f"a sequence of {kinds}" if kind == "sequence" else repr(kind)
@@ -330,9 +337,7 @@ class Rules06(TransformRules):
 
     def _label_transform(self, t: dict[str, Any], where: str) -> None:
         kind = t.get("type")
-        members = t.get("transformations")
-        kinds = [m.get("type") if isinstance(m, dict) else None for m in members] \
-            if isinstance(members, list) else []
+        kinds = _member_kinds(t) or []
         # the labels section does not order the sequence's scale and translation
         if kind in _LABEL_TRANSFORMS or (kind == "sequence" and sorted(kinds, key=str)
                                          == ["scale", "translation"]):

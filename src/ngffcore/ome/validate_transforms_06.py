@@ -33,20 +33,17 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ngffcore.errors import MetadataError, UnsupportedError
+from ngffcore.ome.transform_base import MAX_NESTING, is_number
+from ngffcore.ome.transform_matrix import ROTATION_TOLERANCE, rotation_error
+from ngffcore.ome.transform_parse import TRANSFORM_TYPES, parse_transform
 from ngffcore.ome.validate_rules import Rules, count_of
 
-#: the transformation types of OME-NGFF 0.6
-TRANSFORM_TYPES = ("identity", "mapAxis", "projectAxis", "translation", "scale", "affine",
-                   "rotation", "sequence", "byDimension", "bijection", "displacements",
-                   "coordinates")
-#: wrappers nested deeper than this are refused (the spec sets no bound; the JSON depth limit
-#: would stop a hostile document anyway, this names the problem)
-MAX_NESTING = 32
-#: how far a rotation matrix may be from orthonormal with determinant 1 (absolute, per entry;
-#: the reader, ``ome/transform_matrix.py``, accepts the same: JSON matrices are written with
-#: few decimals)
-ROTATION_TOLERANCE = 1e-3
+# The type names, the nesting bound and the rotation tolerance are the reader's
+# (``transform_parse``, ``transform_base``, ``transform_matrix``): what the validator accepts
+# and what ngffcore opens cannot drift apart.
 
 Dim = int | None
 
@@ -54,10 +51,6 @@ Dim = int | None
 def is_index(value: Any) -> bool:
     """An integer JSON value (``true`` is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class TransformRules(Rules):
@@ -69,8 +62,6 @@ class TransformRules(Rules):
         said = (f"{where}:", f"{where}.", f"{where}[")
         if not isinstance(t, dict) or any(p.message.startswith(said) for p in self.problems):
             return
-        from ngffcore.ome.transforms import parse_transform
-
         try:
             parse_transform(t, where, ndim_in=n_in, ndim_out=n_out)
         except UnsupportedError as exc:  # a MetadataError too: caught first
@@ -239,13 +230,9 @@ class TransformRules(Rules):
         return n
 
     def _orthonormal(self, m: list[list[Any]], where: str) -> None:
-        if not all(_is_number(v) and math.isfinite(v) for row in m for v in row):
+        if not all(is_number(v) and math.isfinite(v) for row in m for v in row):
             return  # the schema reports non-numbers
-        import numpy as np
-
-        r = np.asarray(m, dtype=np.float64)
-        gram_error = float(np.abs(r @ r.T - np.eye(len(m))).max())
-        det = float(np.linalg.det(r))
+        gram_error, det = rotation_error(np.asarray(m, dtype=np.float64))
         if gram_error > ROTATION_TOLERANCE or abs(det - 1.0) > ROTATION_TOLERANCE:
             self.add("rotation-matrix", f"{where}: not a rotation: determinant {det:.6g}, rows "
                      f"{'not ' if gram_error > ROTATION_TOLERANCE else ''}orthonormal (a "
@@ -316,5 +303,4 @@ class TransformRules(Rules):
         return n_out  # any M: only the field (not read) says which
 
 
-__all__ = ["TransformRules", "TRANSFORM_TYPES", "MAX_NESTING", "ROTATION_TOLERANCE",
-           "is_index"]
+__all__ = ["TransformRules", "is_index"]
